@@ -1,0 +1,19 @@
+"""The few statements whose spelling differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_ignoring_conflicts(
+    session: Session, table: Table, conflict_columns: Sequence[str]
+) -> sqlite.Insert | postgresql.Insert:
+    """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING: the idempotent write behind re-runs."""
+    columns = list(conflict_columns)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=columns)
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=columns)

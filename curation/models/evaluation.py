@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from curation.db.base import Base, CreatedAt, IdPk, IdType, str_enum
+from curation.models.training_run import TrainingStatus
+
+
+class Evaluation(Base):
+    """A model scored on a task split with one decoding method (greedy, beam, step-verified, ...).
+
+    The student's outputs are rationales pointing here, labelled by the same verifiers as teacher
+    output; the counts below are their summary.
+    """
+
+    __tablename__ = "evaluation"
+
+    id: Mapped[IdPk]
+    model_id: Mapped[int] = mapped_column(IdType, ForeignKey("model.id"), index=True)
+    training_run_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("training_run.id"), index=True)
+    task_id: Mapped[int] = mapped_column(IdType, ForeignKey("task.id"))
+    split: Mapped[str] = mapped_column(String(100))
+    decoding: Mapped[dict[str, Any] | None]
+    status: Mapped[TrainingStatus] = mapped_column(
+        str_enum(TrainingStatus, "evaluation_status"), default=TrainingStatus.pending
+    )
+    problems: Mapped[int] = mapped_column(Integer, default=0)
+    correct: Mapped[int] = mapped_column(Integer, default=0)
+    unparseable: Mapped[int] = mapped_column(Integer, default=0)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[CreatedAt]
+    finished_at: Mapped[datetime | None]

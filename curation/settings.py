@@ -1,0 +1,52 @@
+"""Process-wide settings, read once from the environment (prefix ``CURATION_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything that differs between a laptop, a CI machine and a cluster.
+
+    Training hyperparameters are deliberately not here: they belong to a training run's config,
+    which is stored with the run so that it can be reproduced from the database alone.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CURATION_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("reasoning-curation", appauthor=False)),
+        description="Where the embedded SQLite database, prepared models and exports live.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty means a SQLite file in data_dir; "
+        "use postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://host:6379/0). Unset: tasks run in-process (embedded mode).",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=120_000,
+        ge=0,
+        description="How long a SQLite writer waits for the write lock before giving up. Writers take the "
+        "lock at BEGIN (BEGIN IMMEDIATE), so this bounds queueing behind other writers, not deadlocks.",
+    )
+    echo_sql: bool = Field(default=False, description="Log every SQL statement (debugging).")
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'curation.db'}"
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
