@@ -1,0 +1,66 @@
+"""Which split each record goes to: named on the command line, read from a Fine-tune-CoT split
+file, or told by the file's name (train.jsonl, test.jsonl, dev_rand_split.jsonl)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from curation.errors import CurationError, InputError
+from curation.models.task import SplitPurpose
+
+_NATURAL = (
+    ("train", "train"),
+    ("test", "test"),
+    ("validation", "validation"),
+    ("dev", "dev"),
+    ("val", "validation"),
+)
+
+
+def natural_split(path: Path) -> str | None:
+    stem = path.name.split(".")[0].lower()
+    for marker, split in _NATURAL:
+        if marker in stem:
+            return split
+    return None
+
+
+def default_purpose(split: str) -> SplitPurpose:
+    """Only splits named train* may feed training unless the user says otherwise: when in doubt,
+    a split is held out (the safe side of the no-evaluation-data-in-training rule)."""
+    return SplitPurpose.train if split.lower().startswith("train") else SplitPurpose.eval
+
+
+class FtcotSplit:
+    """A Fine-tune-CoT split file: {"train": [index, ...], "test": [index, ...]}.
+
+    The indices point into Fine-tune-CoT's unified dataset, which is the benchmark's files
+    concatenated in their canonical order (train before test): give the files in that order.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(str(path), f"cannot read split file: {error}") from None
+        if not isinstance(document, dict) or not all(
+            isinstance(v, list) and all(isinstance(i, int) for i in v) for v in document.values()
+        ):
+            raise InputError(str(path), 'expected {"<split>": [index, ...], ...}')
+        self.path = path
+        self.split_of: dict[int, str] = {}
+        for split, indices in document.items():
+            for index in indices:
+                if index in self.split_of:
+                    raise InputError(str(path), f"index {index} is in both {self.split_of[index]} and {split}")
+                self.split_of[index] = split
+        self.max_index = max(self.split_of, default=-1)
+
+    def check_covered(self, records_read: int, sources: list[str]) -> None:
+        if self.max_index >= records_read:
+            raise CurationError(
+                f"{self.path} refers to record {self.max_index}, but only {records_read:,} records were read "
+                f"from {', '.join(sources)}; Fine-tune-CoT indexes the concatenation of all of a benchmark's "
+                "files (train first), so pass every file, in that order"
+            )
