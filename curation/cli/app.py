@@ -1,0 +1,47 @@
+"""The `curation` command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from curation.cli import db, ingest, inspect, quickstart
+from curation.cli.context import err_console, use_database_url
+from curation.errors import CurationError
+
+app = typer.Typer(
+    help="A system of record for reasoning distillation: problems, teacher rationales, checks, datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="CURATION_DATABASE_URL", help="SQLAlchemy URL (default: a SQLite file in the data dir)."),
+    ] = None,
+) -> None:
+    use_database_url(database_url)
+
+
+app.add_typer(db.app, name="db")
+app.command("ingest")(ingest.ingest)
+app.command("ingest-hf")(ingest.ingest_hf)
+app.command("ingest-procedural")(ingest.ingest_procedural_command)
+app.command("import-outputs")(ingest.import_outputs)
+app.command("stats")(inspect.stats)
+app.command("sql")(inspect.sql)
+app.command("views")(inspect.views)
+app.command("quickstart")(quickstart.quickstart)
+
+
+def main() -> None:
+    try:
+        app()
+    except CurationError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,80 @@
+"""The `curation` command, run through its entry point as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def curation(*args: str, url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", "from curation.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"CURATION_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"curation {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.mark.slow
+def test_fresh_database_gsm8k_stats_and_sql(tmp_path: Path, shared_data: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    gsm8k = [str(shared_data / "gsm8k/train.jsonl"), str(shared_data / "gsm8k/test.jsonl")]
+    first = curation("ingest", "gsm8k", *gsm8k, url=url)
+    assert "new 8,792" in first.stdout
+    second = curation("ingest", "gsm8k", *gsm8k, url=url)
+    assert "new 0, already stored 8,792" in second.stdout
+
+    stats = curation("stats", url=url).stdout
+    assert "│ gsm8k │ test  │ eval    │ 1,319    │" in stats
+    assert "│ gsm8k │ train │ train   │ 7,473    │" in stats
+
+    curation(
+        "import-outputs",
+        str(shared_data / "teacher_outputs/program_of_thoughts/gsm8K_s0_e-1_11_17_10_20.jsonl"),
+        "--task",
+        "gsm8k",
+        "--split",
+        "test",
+        "--teacher",
+        "code-davinci-002",
+        "--style",
+        "program",
+        url=url,
+    )
+    rows = curation("sql", "SELECT task, split, teacher, generations FROM quality", "--format", "json", url=url).stdout
+    assert [json.loads(line) for line in rows.splitlines()] == [
+        {"task": "gsm8k", "split": "test", "teacher": "code-davinci-002", "generations": 1318}
+    ]
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
+    result = curation("ingest", "gsm8k", str(bad), url=url, check=False)
+    assert result.returncode == 2
+    assert f"error: {bad}:2: malformed JSON" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    result = curation("sql", "SELECT * FROM no_such_table", url=url, check=False)
+    assert result.returncode == 2 and "query failed" in result.stderr
+
+
+def test_sql_cannot_change_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    curation("ingest-procedural", "--count", "5", url=url)
+    curation("sql", "DELETE FROM problem", url=url)
+    out = curation("sql", "SELECT COUNT(*) AS n FROM problem", "--format", "csv", url=url).stdout
+    assert out.split() == ["n", "5"]
