@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, PostgresFactory
 
 
 def curation(*args: str, url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -25,9 +25,18 @@ def curation(*args: str, url: str, check: bool = True) -> subprocess.CompletedPr
     return result
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema at all, as on a fresh machine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cli.db'}"
+    factory: PostgresFactory = request.getfixturevalue("postgres_factory")
+    return factory.create("cli")
+
+
 @pytest.mark.slow
-def test_fresh_database_gsm8k_stats_and_sql(tmp_path: Path, shared_data: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def test_fresh_database_gsm8k_stats_and_sql(empty_url: str, shared_data: Path) -> None:
+    url = empty_url
     curation("db", "upgrade", url=url)
     gsm8k = [str(shared_data / "gsm8k/train.jsonl"), str(shared_data / "gsm8k/test.jsonl")]
     first = curation("ingest", "gsm8k", *gsm8k, url=url)

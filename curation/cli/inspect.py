@@ -6,6 +6,7 @@ import csv
 import enum
 import json
 import sys
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,13 @@ class OutputFormat(enum.StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+def _json_value(value: Any) -> Any:
+    # PostgreSQL returns NUMERIC aggregates as Decimal; JSON readers want numbers.
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
 
 def _cell(value: Any) -> str:
@@ -37,7 +45,8 @@ def _print_result(result: QueryResult, output: OutputFormat) -> None:
         writer.writerows(result.rows)
     elif output is OutputFormat.json:
         for row in result.rows:
-            sys.stdout.write(json.dumps(dict(zip(result.columns, row, strict=True)), default=str) + "\n")
+            record = {column: _json_value(value) for column, value in zip(result.columns, row, strict=True)}
+            sys.stdout.write(json.dumps(record) + "\n")
     else:
         table = Table(*result.columns, show_lines=False)
         for row in result.rows:

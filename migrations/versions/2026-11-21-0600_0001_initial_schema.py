@@ -316,6 +316,11 @@ def _float(expression: str) -> str:
     return f"CAST({expression} AS DOUBLE PRECISION)"
 
 
+def _bigint(expression: str) -> str:
+    # SUM over BIGINT is NUMERIC on PostgreSQL; counts should stay integers.
+    return f"CAST({expression} AS BIGINT)"
+
+
 def _ratio(numerator: str, denominator: str) -> str:
     return f"CASE WHEN {denominator} = 0 THEN NULL ELSE {_float(numerator)} / {denominator} END"
 
@@ -392,11 +397,11 @@ GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
         f"""
 SELECT task, split, teacher, template, template_version, style,
        COUNT(*) AS runs,
-       SUM(generations) AS generations,
-       SUM(failed) AS failed,
-       SUM(parsed) AS parsed,
-       SUM(executed_ok) AS executed_ok,
-       SUM(correct) AS correct,
+       {_bigint("SUM(generations)")} AS generations,
+       {_bigint("SUM(failed)")} AS failed,
+       {_bigint("SUM(parsed)")} AS parsed,
+       {_bigint("SUM(executed_ok)")} AS executed_ok,
+       {_bigint("SUM(correct)")} AS correct,
        {_ratio("SUM(correct)", "SUM(generations)")} AS pass_rate
 FROM run_quality
 GROUP BY task, split, teacher, template, template_version, style""",
