@@ -1,0 +1,220 @@
+"""Inside one forked child: confine the process, run the program, report its answer, exit.
+
+How a program's answer is found (the conventions of PaD, PAL and Program-of-Thoughts):
+1. If the program defines a callable `solution`, it is called with no arguments and its return
+   value is the answer (PaD: `def solution(): ... return result`). If it returns None, the last
+   line the program printed is the answer (PAL programs that print).
+2. Otherwise, if the program sets `ans` at top level, that is the answer (Program-of-Thoughts).
+3. Otherwise the last line printed, if any.
+The program runs as `__main__`, so `if __name__ == "__main__": print(solution())` works as written.
+
+Stdlib only, and nothing here may raise out of `run_child`: the child always ends in os._exit.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import io
+import json
+import os
+import resource
+import sys
+import time
+
+from workers.sandbox import landlock
+
+TYPE_CHECKING = False  # mypy reads it as True; importing typing would load it into the fork server
+if TYPE_CHECKING:  # the fork server never imports typing at run time
+    from typing import Any
+
+    from workers.sandbox.seccomp import Filter
+
+
+RESULT_FD = 3
+MAX_VALUE_CHARS = 4_096
+MAX_MESSAGE_CHARS = 4_096
+_PIPE_SAFE_BYTES = 60_000  # a result must fit the pipe buffer: the server reads it after exit
+SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+"""The whole environment of the fork server, and so of every program (set once, in the server)."""
+
+
+class CappedOutput(io.TextIOBase):
+    """sys.stdout for the program: keeps the first `cap` characters, counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = self.cap - self.kept
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.kept += len(piece)
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
+    hard = soft if hard is None else hard
+    current_hard = resource.getrlimit(kind)[1]
+    if current_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current_hard), min(hard, current_hard)
+    resource.setrlimit(kind, (soft, hard))
+
+
+def confine(
+    limits: dict[str, Any], private_dir: str, devnull: int, result_fd: int, ruleset: int | None, seccomp: Filter
+) -> None:
+    """Everything that makes the child a sandbox, in an order where each step can still run.
+
+    Kept to system calls on things the server prepared: every Python object a fresh child
+    touches costs a copied page, and these steps run once per program.
+    """
+    # Its own process group, so a timeout kills everything it might have started. Not its own
+    # session: the kernel schedules each session as a group with an equal share of the CPU, which
+    # would let a spinning program take a full share whatever its priority.
+    os.setpgid(0, 0)
+    os.nice(10)  # the fork server, which starts and reaps children, goes first
+    seccomp.set_no_new_privs()
+    if ruleset is not None:  # first, while the server's descriptor numbers still hold
+        landlock.Policy.restrict(ruleset)
+    for fd in (0, 1, 2):  # C-level writes go nowhere; Python-level output is captured in memory
+        os.dup2(devnull, fd)
+    os.dup2(result_fd, RESULT_FD)
+    os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and descriptors are none of its business
+    os.chdir(private_dir)
+    _set_limit(resource.RLIMIT_CORE, 0)
+    _set_limit(resource.RLIMIT_CPU, limits["cpu_seconds"], limits["cpu_seconds"] + 1)
+    _set_limit(resource.RLIMIT_AS, limits["memory_bytes"])
+    _set_limit(resource.RLIMIT_NPROC, limits["max_processes"])
+    _set_limit(resource.RLIMIT_NOFILE, limits["max_open_files"])
+    _set_limit(resource.RLIMIT_FSIZE, limits["max_file_bytes"])
+    seccomp.load()
+
+
+def _describe(value: Any) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    type_name = type(value).__name__
+    try:
+        text = repr(value) if isinstance(value, float) else str(value)
+    except Exception as error:  # str() of a huge int raises ValueError; a custom __str__ anything
+        return None, f"{type_name} ({type(error).__name__} when converting to text)"
+    return text[:MAX_VALUE_CHARS], type_name
+
+
+def _last_line(text: str) -> str | None:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def execute(code: str, limits: dict[str, Any]) -> dict[str, Any]:
+    """Run `code` and return the result fields (the caller has confined the process already)."""
+    cap = limits["max_output_bytes"]
+    stdout, stderr = CappedOutput(cap), CappedOutput(cap)
+    sys.stdout, sys.stderr = stdout, stderr
+    result: dict[str, Any] = {"status": "ok"}
+    start = time.perf_counter()
+    try:
+        compiled = compile(code, "<program>", "exec")
+    except (SyntaxError, ValueError) as error:  # ValueError: source with null bytes
+        result.update(status="syntax", error_type=type(error).__name__, error_message=str(error))
+        compiled = None
+    if compiled is not None:
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        try:
+            exec(compiled, namespace)
+            solution = namespace.get("solution")
+            if callable(solution):
+                value = solution()
+                if value is None:
+                    value = _last_line(stdout.getvalue())
+            elif "ans" in namespace:
+                value = namespace["ans"]
+            else:
+                value = _last_line(stdout.getvalue())
+            result["value"], result["value_type"] = _describe(value)
+        except MemoryError:
+            result.update(status="memory", error_type="MemoryError", error_message="memory limit reached")
+        except SystemExit as error:
+            result.update(status="error", error_type="SystemExit", error_message=f"exit status {error.code!r}")
+        except BaseException as error:  # KeyboardInterrupt, RecursionError, anything the program raises
+            try:
+                message = str(error)
+            except Exception:
+                message = ""
+            result.update(status="error", error_type=type(error).__name__, error_message=message)
+    result["duration_ms"] = (time.perf_counter() - start) * 1000
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    result["stdout"] = stdout.getvalue()
+    result["stderr"] = stderr.getvalue()
+    result["output_truncated"] = bool(stdout.dropped or stderr.dropped)
+    if result.get("error_message"):
+        result["error_message"] = result["error_message"][:MAX_MESSAGE_CHARS]
+    return result
+
+
+def _encode(result: dict[str, Any]) -> bytes:
+    data = json.dumps(result, ensure_ascii=True).encode()
+    if len(data) > _PIPE_SAFE_BYTES:  # keep the answer and the error; shorten the output
+        room = max(0, (_PIPE_SAFE_BYTES - len(data) + len(result["stdout"]) + len(result["stderr"])) // 8)
+        result = {
+            **result,
+            "stdout": result["stdout"][:room],
+            "stderr": result["stderr"][:room],
+            "output_truncated": True,
+        }
+        data = json.dumps(result, ensure_ascii=True).encode()
+    return data
+
+
+def run_child(
+    code: str,
+    limits: dict[str, Any],
+    private_dir: str,
+    devnull: int,
+    result_fd: int,
+    ruleset: int | None,
+    seccomp: Filter,
+) -> None:
+    """The forked child's whole life. Never returns."""
+    gc.disable()  # nothing to collect in a process this short, and collecting would touch shared pages
+    status = 0
+    try:
+        try:
+            confine(limits, private_dir, devnull, result_fd, ruleset, seccomp)
+        except BaseException as error:
+            os.write(
+                result_fd,
+                json.dumps(
+                    {
+                        "status": "killed",
+                        "error_type": "SandboxSetupError",
+                        "error_message": f"{type(error).__name__}: {error}",
+                    }
+                ).encode(),
+            )
+            os._exit(71)
+        try:
+            payload = _encode(execute(code, limits))
+        except MemoryError:
+            payload = b'{"status": "memory", "error_type": "MemoryError", "error_message": "memory limit reached"}'
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(RESULT_FD, view) :]
+    except BaseException:
+        status = 70
+    finally:
+        os._exit(status)
