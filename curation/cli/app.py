@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curation.cli import db, ingest, inspect, quickstart
+from curation.cli import db, ingest, inspect, quickstart, verify
 from curation.cli.context import err_console, use_database_url
 from curation.errors import CurationError
 
@@ -33,6 +33,7 @@ app.command("ingest")(ingest.ingest)
 app.command("ingest-hf")(ingest.ingest_hf)
 app.command("ingest-procedural")(ingest.ingest_procedural_command)
 app.command("import-outputs")(ingest.import_outputs)
+app.command("verify")(verify.verify)
 app.command("stats")(inspect.stats)
 app.command("sql")(inspect.sql)
 app.command("views")(inspect.views)

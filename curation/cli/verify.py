@@ -1,0 +1,55 @@
+"""`curation verify`: execute program rationales in the sandbox and label every rationale."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from curation.answers.verdict import VERIFIER_VERSION
+from curation.cli.context import console, database, progress_bar
+from curation.errors import CurationError
+
+
+def verify(
+    run: Annotated[
+        int | None, typer.Option("--run", help="Verify this synthesis run (parsing its generations).")
+    ] = None,
+    rationale: Annotated[
+        list[int] | None, typer.Option("--rationale", help="Verify this rationale; repeatable.")
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Verify everything this verifier version has not labelled.")
+    ] = False,
+    verifier_version: Annotated[
+        str, typer.Option(help="Label version; a new one adds labels beside the old ones.")
+    ] = VERIFIER_VERSION,
+    timeout: Annotated[float, typer.Option(help="Wall-clock seconds per program.")] = 2.0,
+    memory_mb: Annotated[int, typer.Option(help="Address-space limit per program.")] = 512,
+    in_flight: Annotated[int | None, typer.Option(help="Programs running at once (default 4 per CPU).")] = None,
+) -> None:
+    """Run programs in the sandbox and label rationales correct, incorrect, unparseable or error.
+
+    Safe to repeat: what is labelled (for this version) is skipped, stored executions are reused.
+    """
+    if sum((run is not None, bool(rationale), pending)) != 1:
+        raise CurationError("give exactly one of --run ID, --rationale ID or --pending")
+    from workers.sandbox import Limits, Sandbox  # the sandbox is only needed here
+    from workers.verification import verify as run_verification
+
+    limits = Limits(wall_seconds=timeout, memory_mb=memory_mb)
+    with Sandbox(limits, in_flight=in_flight) as sandbox, progress_bar("verifying") as bar:
+        report = run_verification(
+            database(),
+            sandbox,
+            run_id=run,
+            rationale_ids=rationale or None,
+            verifier_version=verifier_version,
+            progress=lambda n: bar.advance(bar.task_ids[0], n),
+        )
+    verdicts = ", ".join(f"{verdict} {count:,}" for verdict, count in sorted(report.verdicts.items()))
+    console.print(
+        f"parsed {report.parsed:,} generations, executed {report.executed:,} programs "
+        f"(reused {report.reused_executions:,}), labelled {report.labelled:,} rationales"
+        + (f": {verdicts}" if verdicts else "")
+    )

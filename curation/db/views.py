@@ -1,0 +1,214 @@
+"""The SQL views over rationale quality, as frozen, versioned definitions.
+
+Migrations create and drop views from here: `V1` is what revision 0001 created. A definition is
+never edited once released; changing a view means adding `V2` (with the views that changed) and a
+migration that replaces them, so that every revision keeps rebuilding exactly what it built.
+See docs/sql.md for what each view holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Written in the SQL that SQLite (3.25+) and PostgreSQL share: window functions, recursive CTEs,
+# CASE instead of FILTER, and a cast to DOUBLE PRECISION wherever integer division would truncate.
+
+
+def _float(expression: str) -> str:
+    # DOUBLE PRECISION is a float on PostgreSQL (a bare `* 1.0` would give NUMERIC) and has REAL
+    # affinity on SQLite.
+    return f"CAST({expression} AS DOUBLE PRECISION)"
+
+
+def _bigint(expression: str) -> str:
+    # SUM over BIGINT is NUMERIC on PostgreSQL; counts should stay integers.
+    return f"CAST({expression} AS BIGINT)"
+
+
+def _ratio(numerator: str, denominator: str) -> str:
+    return f"CASE WHEN {denominator} = 0 THEN NULL ELSE {_float(numerator)} / {denominator} END"
+
+
+def _pass_at_k(k: int, n: str = "n", c: str = "c") -> str:
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), as a product of k ratios.
+
+    NULL when fewer than k samples exist (pass@k is undefined there).
+    """
+    ratios = " * ".join(f"({_float(f'{n} - {c} - {j}')} / ({n} - {j}))" for j in range(k))
+    return f"CASE WHEN {n} < {k} THEN NULL WHEN {n} - {c} < {k} THEN {_float('1')} ELSE 1.0 - {ratios} END"
+
+
+_CORRECT = "SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END)"
+
+V1: list[tuple[str, str]] = [
+    (
+        # The label that speaks for a rationale now: its most recent one. Older labels (other
+        # verifier versions) stay in `label` for history.
+        "current_label",
+        """
+SELECT label_id, rationale_id, execution_id, verifier, verifier_version, verdict, score
+FROM (
+    SELECT l.id AS label_id, l.rationale_id, l.execution_id, l.verifier, l.verifier_version,
+           l.verdict, l.score,
+           ROW_NUMBER() OVER (PARTITION BY l.rationale_id ORDER BY l.id DESC) AS recency
+    FROM label l
+) ranked
+WHERE recency = 1""",
+    ),
+    (
+        # The most recent execution of each program rationale (re-running under new limits adds
+        # a row; the latest one is what the program does now).
+        "current_execution",
+        """
+SELECT execution_id, rationale_id, status, value, error_type, error_message, duration_ms
+FROM (
+    SELECT e.id AS execution_id, e.rationale_id, e.status, e.value, e.error_type, e.error_message,
+           e.duration_ms,
+           ROW_NUMBER() OVER (PARTITION BY e.rationale_id ORDER BY e.id DESC) AS recency
+    FROM execution e
+) ranked
+WHERE recency = 1""",
+    ),
+    (
+        "run_quality",
+        f"""
+SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
+       m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
+       r.samples_per_problem, r.temperature, r.status,
+       COUNT(g.id) AS generations,
+       SUM(CASE WHEN g.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+       COUNT(ra.id) AS rationales,
+       COUNT(cl.label_id) AS labelled,
+       SUM(CASE WHEN cl.verdict IN ('correct', 'incorrect', 'error') THEN 1 ELSE 0 END) AS parsed,
+       SUM(CASE WHEN ce.status = 'ok' THEN 1 ELSE 0 END) AS executed_ok,
+       {_CORRECT} AS correct,
+       {_ratio(_CORRECT, "COUNT(g.id)")} AS pass_rate
+FROM synthesis_run r
+JOIN task t ON t.id = r.task_id
+JOIN model m ON m.id = r.teacher_id
+JOIN prompt_template pt ON pt.id = r.template_id
+LEFT JOIN generation g ON g.synthesis_run_id = r.id
+LEFT JOIN rationale ra ON ra.generation_id = g.id
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+LEFT JOIN current_execution ce ON ce.rationale_id = ra.id
+GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
+         r.samples_per_problem, r.temperature, r.status""",
+    ),
+    (
+        # Per task x split x teacher x template, over all runs: "which template gives the most
+        # correct, executable programs on GSM8K train, per teacher?"
+        "quality",
+        f"""
+SELECT task, split, teacher, template, template_version, style,
+       COUNT(*) AS runs,
+       {_bigint("SUM(generations)")} AS generations,
+       {_bigint("SUM(failed)")} AS failed,
+       {_bigint("SUM(parsed)")} AS parsed,
+       {_bigint("SUM(executed_ok)")} AS executed_ok,
+       {_bigint("SUM(correct)")} AS correct,
+       {_ratio("SUM(correct)", "SUM(generations)")} AS pass_rate
+FROM run_quality
+GROUP BY task, split, teacher, template, template_version, style""",
+    ),
+    (
+        # Per problem and run: samples (successful generations), correct ones, pass@k.
+        "problem_coverage",
+        f"""
+WITH counts AS (
+    SELECT g.synthesis_run_id, g.problem_id, COUNT(*) AS n,
+           SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END) AS c
+    FROM generation g
+    LEFT JOIN rationale ra ON ra.generation_id = g.id
+    LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+    WHERE g.status = 'ok'
+    GROUP BY g.synthesis_run_id, g.problem_id
+)
+SELECT counts.synthesis_run_id, counts.problem_id, t.name AS task, p.split, p.source_ref,
+       counts.n AS samples, counts.c AS correct_samples,
+       {_pass_at_k(1)} AS pass_at_1,
+       {_pass_at_k(5)} AS pass_at_5,
+       {_pass_at_k(10)} AS pass_at_10,
+       CASE WHEN counts.c > 0 THEN 1 ELSE 0 END AS solved
+FROM counts
+JOIN problem p ON p.id = counts.problem_id
+JOIN task t ON t.id = p.task_id""",
+    ),
+    (
+        # Problems no teacher has solved yet, including those never attempted.
+        "unsolved_problem",
+        """
+SELECT p.id AS problem_id, t.name AS task, p.split, p.source_ref, p.question, p.gold_answer,
+       COUNT(ra.id) AS teacher_samples
+FROM problem p
+JOIN task t ON t.id = p.task_id
+LEFT JOIN rationale ra ON ra.problem_id = p.id AND ra.origin = 'teacher'
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+GROUP BY p.id, t.name, p.split, p.source_ref, p.question, p.gold_answer
+HAVING SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END) = 0""",
+    ),
+    (
+        # What goes wrong when programs run (their current execution), per task, run (NULL for
+        # student and refinement output) and origin.
+        "execution_error_breakdown",
+        f"""
+SELECT t.name AS task, g.synthesis_run_id, m.name AS model, ra.origin, e.status,
+       COALESCE(e.error_type, '') AS error_type,
+       COUNT(*) AS executions,
+       {_float("COUNT(*)")} / SUM(COUNT(*)) OVER (PARTITION BY t.name, g.synthesis_run_id, ra.origin) AS share
+FROM current_execution e
+JOIN rationale ra ON ra.id = e.rationale_id
+JOIN problem p ON p.id = ra.problem_id
+JOIN task t ON t.id = p.task_id
+LEFT JOIN generation g ON g.id = ra.generation_id
+LEFT JOIN synthesis_run r ON r.id = g.synthesis_run_id
+LEFT JOIN model m ON m.id = COALESCE(r.teacher_id, ra.model_id)
+GROUP BY t.name, g.synthesis_run_id, m.name, ra.origin, e.status, COALESCE(e.error_type, '')""",
+    ),
+    (
+        # Every refined rationale (depth 0) with its ancestors (depth 1, 2, ...): the refinement
+        # chain back to the original. Rationales that were never refined have no rows here.
+        "rationale_lineage",
+        """
+WITH RECURSIVE chain(rationale_id, ancestor_id, depth) AS (
+    SELECT id, id, 0 FROM rationale WHERE parent_id IS NOT NULL
+    UNION ALL
+    SELECT chain.rationale_id, r.parent_id, chain.depth + 1
+    FROM chain JOIN rationale r ON r.id = chain.ancestor_id
+    WHERE r.parent_id IS NOT NULL
+)
+SELECT chain.rationale_id, chain.depth, chain.ancestor_id, a.origin, a.kind, a.answer,
+       a.feedback, cl.verdict, e.status AS execution_status, e.error_type
+FROM chain
+JOIN rationale a ON a.id = chain.ancestor_id
+LEFT JOIN current_label cl ON cl.rationale_id = a.id
+LEFT JOIN current_execution e ON e.rationale_id = a.id""",
+    ),
+    (
+        # One row per refinement: what was wrong with the parent and whether the child fixed it.
+        # "How often does a refinement fix a NameError?" is a GROUP BY parent_error_type away.
+        "refinement_outcome",
+        """
+SELECT child.id AS rationale_id, child.parent_id, child.problem_id,
+       pe.status AS parent_execution_status, pe.error_type AS parent_error_type,
+       pl.verdict AS parent_verdict, ce.status AS execution_status, cl.verdict,
+       CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END AS fixed
+FROM rationale child
+JOIN rationale parent ON parent.id = child.parent_id
+LEFT JOIN current_label pl ON pl.rationale_id = parent.id
+LEFT JOIN current_execution pe ON pe.rationale_id = parent.id
+LEFT JOIN current_label cl ON cl.rationale_id = child.id
+LEFT JOIN current_execution ce ON ce.rationale_id = child.id
+WHERE child.origin = 'refinement'""",
+    ),
+]
+
+
+def create_views(op: Any, views: list[tuple[str, str]]) -> None:
+    for name, body in views:
+        op.execute(f"CREATE VIEW {name} AS {body}")
+
+
+def drop_views(op: Any, views: list[tuple[str, str]]) -> None:
+    """Dependent views first (the list is in creation order)."""
+    for name, _ in reversed(views):
+        op.execute(f"DROP VIEW IF EXISTS {name}")

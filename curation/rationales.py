@@ -1,0 +1,24 @@
+"""From a raw teacher output to the rationale it contains."""
+
+from __future__ import annotations
+
+import re
+
+from curation.models import RationaleKind, TemplateStyle
+
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+# Few-shot completions often run on into a made-up next exemplar.
+_NEXT_EXEMPLAR = re.compile(r"\n\s*(?:Q|Question):", re.IGNORECASE)
+
+
+def kind_for(style: TemplateStyle) -> RationaleKind:
+    return RationaleKind.program if style is TemplateStyle.program else RationaleKind.cot
+
+
+def rationale_body(output: str, kind: RationaleKind) -> str:
+    """Programs: the first fenced code block if there is one, else the whole output. CoT text: the
+    output up to any invented next question."""
+    if kind is RationaleKind.program:
+        fenced = _FENCE.search(output)
+        return (fenced.group(1) if fenced else output).strip("\n")
+    return _NEXT_EXEMPLAR.split(output, maxsplit=1)[0].strip()

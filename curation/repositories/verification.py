@@ -1,0 +1,188 @@
+"""Rationales to parse, rationales awaiting a verifier, their executions and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from curation.db.bulk import insert_ignoring_conflicts_bulk
+from curation.models import (
+    AnswerType,
+    Execution,
+    ExecutionStatus,
+    Generation,
+    GenerationStatus,
+    Label,
+    Problem,
+    PromptTemplate,
+    Rationale,
+    RationaleKind,
+    SynthesisRun,
+    Task,
+    TemplateStyle,
+)
+
+
+@dataclass(frozen=True)
+class UnparsedGeneration:
+    generation_id: int
+    problem_id: int
+    sample_index: int
+    output: str
+    teacher_id: int
+    style: TemplateStyle
+
+
+def unparsed_generations(session: Session, run_id: int, *, limit: int) -> list[UnparsedGeneration]:
+    """Successful generations of a run that have no rationale yet."""
+    rows = session.execute(
+        select(
+            Generation.id,
+            Generation.problem_id,
+            Generation.sample_index,
+            Generation.output,
+            SynthesisRun.teacher_id,
+            PromptTemplate.style,
+        )
+        .join(SynthesisRun, SynthesisRun.id == Generation.synthesis_run_id)
+        .join(PromptTemplate, PromptTemplate.id == SynthesisRun.template_id)
+        .outerjoin(Rationale, Rationale.generation_id == Generation.id)
+        .where(
+            Generation.synthesis_run_id == run_id,
+            Generation.status == GenerationStatus.ok,
+            Rationale.id.is_(None),
+        )
+        .order_by(Generation.id)
+        .limit(limit)
+    )
+    return [UnparsedGeneration(g, p, i, o or "", t, s) for g, p, i, o, t, s in rows]
+
+
+RATIONALE_COLUMNS = ("problem_id", "generation_id", "model_id", "sample_index", "kind", "origin", "body")
+
+
+def insert_rationales(session: Session, rows: Sequence[Sequence[Any]]) -> int:
+    """Rows in RATIONALE_COLUMNS order; one rationale per generation, whoever gets there first."""
+    return insert_ignoring_conflicts_bulk(
+        session,
+        Rationale.__table__,  # type: ignore[arg-type]
+        RATIONALE_COLUMNS,
+        rows,
+        ["generation_id"],
+    )
+
+
+@dataclass(frozen=True)
+class PendingRationale:
+    """A rationale with everything its verifier needs."""
+
+    rationale_id: int
+    kind: RationaleKind
+    body: str
+    answer_output: str | None
+    gold_answer: str
+    answer_type: AnswerType
+    choices: list[dict[str, str]] | None
+
+
+def pending_rationales(
+    session: Session,
+    *,
+    verifier_version: str,
+    verifiers: dict[RationaleKind, str],
+    run_id: int | None = None,
+    rationale_ids: Sequence[int] | None = None,
+    after_id: int = 0,
+    limit: int = 500,
+) -> list[PendingRationale]:
+    """Rationales (by id, after `after_id`) without a label from their kind's verifier at this version."""
+    unlabelled = [
+        and_(Rationale.kind == kind, ~_has_label(verifier, verifier_version)) for kind, verifier in verifiers.items()
+    ]
+    query = (
+        select(
+            Rationale.id,
+            Rationale.kind,
+            Rationale.body,
+            Generation.answer_output,
+            Problem.gold_answer,
+            Task.answer_type,
+            Problem.choices,
+        )
+        .join(Problem, Problem.id == Rationale.problem_id)
+        .join(Task, Task.id == Problem.task_id)
+        .outerjoin(Generation, Generation.id == Rationale.generation_id)
+        .where(Rationale.id > after_id)
+        .where(or_(*unlabelled))
+        .order_by(Rationale.id)
+        .limit(limit)
+    )
+    if run_id is not None:
+        query = query.where(Generation.synthesis_run_id == run_id)
+    if rationale_ids is not None:
+        query = query.where(Rationale.id.in_(list(rationale_ids)))
+    return [PendingRationale(*row) for row in session.execute(query)]
+
+
+def _has_label(verifier: str, version: str) -> Any:
+    return (
+        select(Label.id)
+        .where(Label.rationale_id == Rationale.id, Label.verifier == verifier, Label.verifier_version == version)
+        .exists()
+    )
+
+
+EXECUTION_COLUMNS = (
+    "rationale_id", "status", "value", "value_type", "error_type", "error_message", "stdout", "stderr",
+    "output_truncated", "duration_ms", "limits", "limits_hash",
+)  # fmt: skip
+
+
+def insert_executions(session: Session, rows: Sequence[Sequence[Any]]) -> int:
+    return insert_ignoring_conflicts_bulk(
+        session,
+        Execution.__table__,  # type: ignore[arg-type]
+        EXECUTION_COLUMNS,
+        rows,
+        ["rationale_id", "limits_hash"],
+    )
+
+
+@dataclass(frozen=True)
+class StoredExecution:
+    execution_id: int
+    status: ExecutionStatus
+    value: str | None
+    error_type: str | None
+
+
+def executions_for(session: Session, rationale_ids: Sequence[int], limits_hash: str) -> dict[int, StoredExecution]:
+    rows = session.execute(
+        select(Execution.rationale_id, Execution.id, Execution.status, Execution.value, Execution.error_type).where(
+            Execution.rationale_id.in_(list(rationale_ids)), Execution.limits_hash == limits_hash
+        )
+    )
+    return {rid: StoredExecution(eid, status, value, error) for rid, eid, status, value, error in rows}
+
+
+LABEL_COLUMNS = ("rationale_id", "execution_id", "verifier", "verifier_version", "verdict", "score", "details")
+
+
+def insert_labels(session: Session, rows: Sequence[Sequence[Any]]) -> int:
+    return insert_ignoring_conflicts_bulk(
+        session,
+        Label.__table__,  # type: ignore[arg-type]
+        LABEL_COLUMNS,
+        rows,
+        ["rationale_id", "verifier", "verifier_version"],
+    )
+
+
+def set_answers(session: Session, answers: dict[int, str | None]) -> None:
+    """Record each rationale's answer as its latest verification extracted it."""
+    if answers:  # ORM bulk UPDATE by primary key: one executemany
+        session.execute(update(Rationale), [{"id": rid, "answer": answer} for rid, answer in answers.items()])
