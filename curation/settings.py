@@ -39,6 +39,17 @@ class Settings(BaseSettings):
         "lock at BEGIN (BEGIN IMMEDIATE), so this bounds queueing behind other writers, not deadlocks.",
     )
     echo_sql: bool = Field(default=False, description="Log every SQL statement (debugging).")
+    task_time_limit: int = Field(
+        default=3600,
+        ge=10,
+        description="Hard limit in seconds for one Celery task (a batch); the soft limit is 1 min less.",
+    )
+    visibility_timeout: int | None = Field(
+        default=None,
+        ge=10,
+        description="Seconds before Redis redelivers an unacknowledged task; must exceed the task time limit "
+        "(default: twice it).",
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -77,16 +77,20 @@ def test_a_racing_duplicate_batch_adds_nothing(
 ) -> None:
     """Two workers verifying the same rationales at once: the second one's writes are no-ops."""
     from curation.repositories.verification import pending_rationales
-    from workers.verification import VERIFIERS, VerificationReport, _verify_batch
+    from workers.verification import VERIFIERS, VerificationReport, _run_programs, _store
 
     run_id = _program_run(db, shared_data, tmp_path, records=30)
     verify(db, sandbox, run_id=run_id, rationale_ids=[])  # parses only: the rationale list is empty
     with db.read() as session:
         pending = pending_rationales(session, verifier_version="1", verifiers=VERIFIERS, run_id=run_id)
     first, second = VerificationReport(), VerificationReport()
-    _verify_batch(db, sandbox, pending, sandbox.limits, "1", first)
-    _verify_batch(db, sandbox, pending, sandbox.limits, "1", second)  # read before the first one wrote
-    assert (first.labelled, second.labelled) == (30, 0)
+    # Both read before either wrote: both run the programs; the second one's writes are no-ops.
+    first_rows = _run_programs(db, sandbox, pending, sandbox.limits, first)
+    second_rows = _run_programs(db, sandbox, pending, sandbox.limits, second)
+    for rows, report in ((first_rows, first), (second_rows, second)):
+        with db.transaction() as session:
+            _store(session, pending, rows, sandbox.limits, "1", report)
+    assert (first.executed, second.executed, first.labelled, second.labelled) == (30, 30, 30, 0)
     assert (_count(db, Execution), _count(db, Label)) == (30, 30)
 
 

@@ -1,22 +1,29 @@
-"""Verification jobs: parse generations into rationales, run programs in the sandbox, store labels.
+"""Verification: parse generations into rationales, run programs in the sandbox, store labels.
 
-Each batch is read in one transaction, its programs run with no transaction open (a long run
-must not hold SQLite's write lock), and its executions and labels are written in one short
-transaction. Every write is keyed (executions by rationale and limits, labels by rationale,
-verifier and version) and ignores conflicts, so running a job twice, or two workers racing on
-the same rationales, adds nothing. A failed or wrong program is a result to store, not an error.
+The pieces, used by the pipeline's tasks and by `curation verify`:
+- `parse_run` turns a run's generations into rationales;
+- `check_batch` runs the programs among some rationales that have no execution under the limits
+  yet, with no transaction open (a long run must not hold SQLite's write lock), then in one short
+  transaction stores the executions and the labels of every rationale in the batch (a program's
+  label is a pure function of its execution), keeping the run's counter and completing the run
+  when it was the last work left.
+Every write is keyed (executions by rationale and limits, labels by rationale, verifier and
+version) and ignores conflicts, so a task delivered twice, or two workers racing on the same
+rationales, add nothing. A failed or wrong program is a result to store, not an error.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from curation.answers.verdict import ANSWER_VERIFIER, PROGRAM_VERIFIER, VERIFIER_VERSION, judge_cot, judge_program
+from sqlalchemy.orm import Session
+
+from curation.answers.verdict import VERIFIER_VERSION, judge_cot, judge_program
 from curation.db.session import Database
-from curation.models import RationaleKind, RationaleOrigin
+from curation.models import RationaleKind, RationaleOrigin, SynthesisRun
 from curation.rationales import kind_for, rationale_body
 from curation.repositories import runs as run_repo
 from curation.repositories import verification as repo
@@ -24,7 +31,7 @@ from workers.sandbox import Limits, Sandbox, SandboxResult
 
 PARSE_BATCH = 2_000
 VERIFY_BATCH = 500
-VERIFIERS = {RationaleKind.cot: ANSWER_VERIFIER, RationaleKind.program: PROGRAM_VERIFIER}
+VERIFIERS = repo.VERIFIER_BY_KIND
 
 Progress = Callable[[int], None]
 
@@ -58,60 +65,118 @@ def parse_run(db: Database, run_id: int) -> int:
             created += repo.insert_rationales(session, rows)
 
 
-def _execution_row(rationale_id: int, result: SandboxResult, limits: Limits, limits_hash: str) -> tuple[Any, ...]:
-    return (
-        rationale_id, result.status.value, result.value, result.value_type, result.error_type,
-        result.error_message, result.stdout or None, result.stderr or None, result.output_truncated,
-        result.duration_ms, limits.as_dict(), limits_hash,
-    )  # fmt: skip
+def _execution_rows(
+    pending: Sequence[repo.PendingRationale], results: Sequence[SandboxResult], limits: Limits
+) -> list[tuple[Any, ...]]:
+    limits_dict, limits_hash = limits.as_dict(), limits.digest()
+    return [
+        (p.rationale_id, r.status.value, r.value, r.value_type, r.error_type, r.error_message, r.stdout or None,
+         r.stderr or None, r.output_truncated, r.duration_ms, limits_dict, limits_hash)
+        for p, r in zip(pending, results, strict=True)
+    ]  # fmt: skip
 
 
-def _verify_batch(
+def _run_programs(
     db: Database,
     sandbox: Sandbox,
     pending: Sequence[repo.PendingRationale],
     limits: Limits,
-    version: str,
     report: VerificationReport,
-) -> None:
-    limits_hash = limits.digest()
+) -> list[tuple[Any, ...]]:
+    """Run the programs that have no execution under these limits, with no transaction open; return
+    the execution rows to write."""
     program_ids = [p.rationale_id for p in pending if p.kind is RationaleKind.program]
+    if not program_ids:
+        return []
     with db.read() as session:
-        stored = repo.executions_for(session, program_ids, limits_hash) if program_ids else {}
+        stored = repo.executions_for(session, program_ids, limits.digest())
     to_run = [p for p in pending if p.kind is RationaleKind.program and p.rationale_id not in stored]
     results = sandbox.run_many([p.body for p in to_run], limits) if to_run else []
     report.executed += len(to_run)
     report.reused_executions += len(program_ids) - len(to_run)
+    return _execution_rows(to_run, results, limits)
 
-    with db.transaction() as session:
-        repo.insert_executions(
-            session,
-            [_execution_row(p.rationale_id, r, limits, limits_hash) for p, r in zip(to_run, results, strict=True)],
-        )
-        # Read back: ids for the labels, and whichever result a racing worker stored first.
-        stored = repo.executions_for(session, program_ids, limits_hash) if program_ids else {}
-        labels, answers = [], {}
-        for p in pending:
-            if p.kind is RationaleKind.program:
-                execution = stored[p.rationale_id]
-                judgement = judge_program(
-                    execution.status, execution.value, p.gold_answer, p.answer_type,
-                    error_type=execution.error_type, choices=p.choices,
-                )  # fmt: skip
-                execution_id: int | None = execution.execution_id
-            else:
-                judgement = judge_cot(
-                    p.body, p.gold_answer, p.answer_type, answer_output=p.answer_output, choices=p.choices
-                )
-                execution_id = None
-            labels.append(
-                (p.rationale_id, execution_id, VERIFIERS[p.kind], version, judgement.verdict.value,
-                 judgement.score, judgement.details)
+
+def _store(
+    session: Session,
+    pending: Sequence[repo.PendingRationale],
+    executions: Sequence[tuple[Any, ...]],
+    limits: Limits,
+    version: str,
+    report: VerificationReport,
+) -> None:
+    """In one transaction: the new executions, then the labels of every pending rationale (a
+    program's label is a pure function of its execution, so it is written with it)."""
+    if executions:
+        repo.insert_executions(session, executions)
+    program_ids = [p.rationale_id for p in pending if p.kind is RationaleKind.program]
+    # Read back in the writing transaction: ids for the labels, and whichever result a racing worker stored.
+    stored = repo.executions_for(session, program_ids, limits.digest()) if program_ids else {}
+    by_run: dict[int | None, list[tuple[Any, ...]]] = defaultdict(list)
+    answers = {}
+    for p in pending:
+        if p.kind is RationaleKind.program:
+            execution = stored.get(p.rationale_id)
+            if execution is None:
+                continue  # not executed under these limits yet
+            judgement = judge_program(
+                execution.status, execution.value, p.gold_answer, p.answer_type,
+                error_type=execution.error_type, choices=p.choices,
             )  # fmt: skip
-            answers[p.rationale_id] = judgement.answer
-            report.verdicts[judgement.verdict.value] += 1
-        report.labelled += repo.insert_labels(session, labels)
-        repo.set_answers(session, answers)
+            execution_id: int | None = execution.execution_id
+        else:
+            judgement = judge_cot(
+                p.body, p.gold_answer, p.answer_type, answer_output=p.answer_output, choices=p.choices
+            )
+            execution_id = None
+        by_run[p.synthesis_run_id].append(
+            (p.rationale_id, execution_id, VERIFIERS[p.kind], version, judgement.verdict.value,
+             judgement.score, judgement.details)
+        )  # fmt: skip
+        answers[p.rationale_id] = judgement.answer
+        report.verdicts[judgement.verdict.value] += 1
+    for run_id, labels in by_run.items():
+        inserted = repo.insert_labels(session, labels)
+        report.labelled += inserted
+        if run_id is not None and inserted:
+            run = session.get(SynthesisRun, run_id)
+            if run is not None and (run.params or {}).get("verifier_version", VERIFIER_VERSION) == version:
+                run_repo.add_to_counters(session, run_id, labelled=inserted)
+                run_repo.complete_if_done(session, run_id)
+    repo.set_answers(session, answers)
+
+
+def _load(db: Database, rationale_ids: Sequence[int], version: str) -> list[repo.PendingRationale]:
+    with db.read() as session:
+        return repo.pending_rationales(
+            session,
+            verifier_version=version,
+            verifiers=VERIFIERS,
+            rationale_ids=rationale_ids,
+            limit=len(rationale_ids),
+        )
+
+
+def check_batch(
+    db: Database,
+    sandbox: Sandbox | None,
+    rationale_ids: Sequence[int],
+    limits: Limits,
+    version: str = VERIFIER_VERSION,
+) -> VerificationReport:
+    """Execute (programs) and label these rationales, skipping what this version has labelled.
+
+    The execution queue's task passes a sandbox; the verification queue's (CoT, or programs
+    already executed under these limits) passes none.
+    """
+    report = VerificationReport()
+    pending = _load(db, rationale_ids, version)
+    if not pending:
+        return report
+    executions = _run_programs(db, sandbox, pending, limits, report) if sandbox is not None else []
+    with db.transaction() as session:
+        _store(session, pending, executions, limits, version, report)
+    return report
 
 
 def verify(
@@ -149,6 +214,8 @@ def verify(
         if not pending:
             return report
         after_id = pending[-1].rationale_id
-        _verify_batch(db, sandbox, pending, limits, verifier_version, report)
+        executions = _run_programs(db, sandbox, pending, limits, report)
+        with db.transaction() as session:
+            _store(session, pending, executions, limits, verifier_version, report)
         if progress is not None:
             progress(len(pending))

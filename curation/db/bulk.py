@@ -35,8 +35,33 @@ def insert_ignoring_conflicts_bulk(
 
     A `created_at` column missing from `columns` is filled with one timestamp for the batch.
     """
+    return len(_insert(session, table, columns, rows, conflict_columns, want_keys=False))
+
+
+def insert_ignoring_conflicts_returning_keys(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    conflict_columns: Sequence[str],
+) -> set[tuple[Any, ...]]:
+    """As above, returning the conflict keys this call inserted (rows another writer stored first,
+    or repeated within `rows`, are not among them)."""
+    return set(_insert(session, table, columns, rows, conflict_columns, want_keys=True))
+
+
+def _insert(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    conflict_columns: Sequence[str],
+    *,
+    want_keys: bool,
+) -> list[tuple[Any, ...]]:
+    """The inserted rows' conflict keys (placeholders when `want_keys` is off: only their number counts)."""
     if not rows:
-        return 0
+        return []
     targets = [table.c[name] for name in columns]
     stamp = "created_at" in table.c and "created_at" not in columns
     if stamp:
@@ -70,18 +95,44 @@ def insert_ignoring_conflicts_bulk(
     column_list = ", ".join(f'"{c.name}"' for c in targets)
     conflict = ", ".join(f'"{name}"' for name in conflict_columns)
     if postgres:
-        return _copy_then_insert(connection, table.name, column_list, conflict, params)
+        return _copy_then_insert(connection, table.name, column_list, conflict, params, want_keys)
+    existing: set[tuple[Any, ...]] = set()
+    if want_keys:
+        # Exact on SQLite: the write transaction began IMMEDIATE, so nobody else writes until commit.
+        positions = [list(columns).index(name) for name in conflict_columns]
+        candidates = [tuple(row[i] for i in positions) for row in rows]
+        existing = _existing_keys(connection, table.name, conflict_columns, candidates)
     placeholders = ", ".join("?" for _ in targets)
     result = connection.exec_driver_sql(
         f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO NOTHING',
         [tuple(p) for p in params],
     )
-    return int(result.rowcount)
+    if not want_keys:
+        return [()] * int(result.rowcount)
+    inserted = []
+    for key in candidates:
+        if key not in existing:
+            existing.add(key)  # a key repeated within the batch is inserted once
+            inserted.append(key)
+    return inserted
+
+
+def _existing_keys(
+    connection: Connection, table: str, columns: Sequence[str], keys: list[tuple[Any, ...]]
+) -> set[tuple[Any, ...]]:
+    found: set[tuple[Any, ...]] = set()
+    names = ", ".join(f'"{c}"' for c in columns)
+    row_placeholder = "(" + ", ".join("?" for _ in columns) + ")"
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        sql = f'SELECT {names} FROM "{table}" WHERE ({names}) IN (VALUES {", ".join([row_placeholder] * len(chunk))})'
+        found.update(tuple(r) for r in connection.exec_driver_sql(sql, tuple(v for key in chunk for v in key)))
+    return found
 
 
 def _copy_then_insert(
-    connection: Connection, table: str, column_list: str, conflict: str, params: list[list[Any]]
-) -> int:
+    connection: Connection, table: str, column_list: str, conflict: str, params: list[list[Any]], want_keys: bool
+) -> list[tuple[Any, ...]]:
     staging = f"_staging_{table}"
     driver = connection.connection.driver_connection
     assert driver is not None
@@ -95,8 +146,11 @@ def _copy_then_insert(
         with cursor.copy(f'COPY "{staging}" ({column_list}) FROM STDIN') as copy:
             for values in params:
                 copy.write_row(values)
+        returning = f" RETURNING {conflict}" if want_keys else ""
         cursor.execute(
             f'INSERT INTO "{table}" ({column_list}) SELECT {column_list} FROM "{staging}" '
-            f"ON CONFLICT ({conflict}) DO NOTHING"
+            f"ON CONFLICT ({conflict}) DO NOTHING{returning}"
         )
-        return int(cursor.rowcount)
+        if want_keys:
+            return [tuple(row) for row in cursor.fetchall()]
+        return [()] * int(cursor.rowcount)

@@ -200,6 +200,11 @@ def ingest_files(
     return store_problems(session, spec, rows, report, purpose=purpose, progress=progress)
 
 
+def _row_source_spec(task: str, format: str | None, answer_type: AnswerType | None) -> TaskSpec:
+    """A task read from rows (a dataset, the hub): a new task's rows are mapped JSON-like records."""
+    return resolve_task(task, format=format or ("jsonl" if task not in KNOWN_TASKS else None), answer_type=answer_type)
+
+
 def ingest_dataset(
     session: Session,
     task: str,
@@ -214,7 +219,7 @@ def ingest_dataset(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest rows of an in-memory or Hugging Face `datasets.Dataset` (anything yielding dicts)."""
-    spec = resolve_task(task, format=format or ("jsonl" if task not in KNOWN_TASKS else None), answer_type=answer_type)
+    spec = _row_source_spec(task, format, answer_type)
     parse = parse_mapped if mapping is not None or spec.format not in FORMATS else FORMATS[spec.format].parse
     report = IngestReport(task=spec.name, sources=[source_name])
     records = (
@@ -241,7 +246,7 @@ def ingest_hub(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest a split of a Hugging Face hub dataset (needs network access to the hub)."""
-    spec = resolve_task(task, format=format or ("jsonl" if task not in KNOWN_TASKS else None), answer_type=answer_type)
+    spec = _row_source_spec(task, format, answer_type)
     if dataset is None:
         if spec.hub is None:
             raise CurationError(f"no default hub dataset for {spec.name}: pass --dataset NAME and --map columns")

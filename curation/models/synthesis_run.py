@@ -22,7 +22,9 @@ class SynthesisRun(Base):
     """One request to a teacher: which problems, which prompt, how many samples, how hot.
 
     Imported teacher outputs are runs too (`source` says where they came from), so published data
-    is curated with the same views and verifiers as fresh generations.
+    is curated with the same views and verifiers as fresh generations. `params` holds what else
+    shapes the run (stop sequences, batch size, sandbox limits, verifier version). The counters are
+    kept by the tasks that do the work, in the same transactions, so progress is one row away.
     """
 
     __tablename__ = "synthesis_run"
@@ -40,10 +42,12 @@ class SynthesisRun(Base):
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     seed: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(String(1000))
+    params: Mapped[dict[str, Any] | None]
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, "run_status"), default=RunStatus.pending)
     problems_total: Mapped[int] = mapped_column(Integer, default=0)
     generations_done: Mapped[int] = mapped_column(Integer, default=0)
     generations_failed: Mapped[int] = mapped_column(Integer, default=0)
+    rationales_labelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[CreatedAt]
     started_at: Mapped[datetime | None]

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from curation.answers.verdict import ANSWER_VERIFIER, PROGRAM_VERIFIER
 from curation.db.bulk import insert_ignoring_conflicts_bulk
 from curation.models import (
     AnswerType,
@@ -62,6 +63,8 @@ def unparsed_generations(session: Session, run_id: int, *, limit: int) -> list[U
     return [UnparsedGeneration(g, p, i, o or "", t, s) for g, p, i, o, t, s in rows]
 
 
+VERIFIER_BY_KIND = {RationaleKind.cot: ANSWER_VERIFIER, RationaleKind.program: PROGRAM_VERIFIER}
+
 RATIONALE_COLUMNS = ("problem_id", "generation_id", "model_id", "sample_index", "kind", "origin", "body")
 
 
@@ -78,7 +81,7 @@ def insert_rationales(session: Session, rows: Sequence[Sequence[Any]]) -> int:
 
 @dataclass(frozen=True)
 class PendingRationale:
-    """A rationale with everything its verifier needs."""
+    """A rationale with everything its verifier needs (and its run, for the run's counters)."""
 
     rationale_id: int
     kind: RationaleKind
@@ -87,6 +90,7 @@ class PendingRationale:
     gold_answer: str
     answer_type: AnswerType
     choices: list[dict[str, str]] | None
+    synthesis_run_id: int | None
 
 
 def pending_rationales(
@@ -100,9 +104,6 @@ def pending_rationales(
     limit: int = 500,
 ) -> list[PendingRationale]:
     """Rationales (by id, after `after_id`) without a label from their kind's verifier at this version."""
-    unlabelled = [
-        and_(Rationale.kind == kind, ~_has_label(verifier, verifier_version)) for kind, verifier in verifiers.items()
-    ]
     query = (
         select(
             Rationale.id,
@@ -112,12 +113,13 @@ def pending_rationales(
             Problem.gold_answer,
             Task.answer_type,
             Problem.choices,
+            Generation.synthesis_run_id,
         )
         .join(Problem, Problem.id == Rationale.problem_id)
         .join(Task, Task.id == Problem.task_id)
         .outerjoin(Generation, Generation.id == Rationale.generation_id)
         .where(Rationale.id > after_id)
-        .where(or_(*unlabelled))
+        .where(_unlabelled(verifiers, verifier_version))
         .order_by(Rationale.id)
         .limit(limit)
     )
@@ -126,6 +128,37 @@ def pending_rationales(
     if rationale_ids is not None:
         query = query.where(Rationale.id.in_(list(rationale_ids)))
     return [PendingRationale(*row) for row in session.execute(query)]
+
+
+def rationale_ids_for_generations(session: Session, generation_ids: Sequence[int]) -> list[tuple[int, RationaleKind]]:
+    rows = session.execute(
+        select(Rationale.id, Rationale.kind)
+        .where(Rationale.generation_id.in_(list(generation_ids)))
+        .order_by(Rationale.id)
+    )
+    return [(rid, kind) for rid, kind in rows]
+
+
+def unfinished_rationales(
+    session: Session, run_id: int, problem_ids: Sequence[int], *, limits_hash: str, verifier_version: str
+) -> tuple[list[int], list[int]]:
+    """Rationales of a run's problems still owed work: (programs without an execution under these
+    limits, rationales without a label at this version). Used to resend lost follow-up tasks."""
+    rows = session.execute(
+        select(Rationale.id, Rationale.kind)
+        .join(Generation, Generation.id == Rationale.generation_id)
+        .where(Generation.synthesis_run_id == run_id, Rationale.problem_id.in_(list(problem_ids)))
+        .where(_unlabelled(VERIFIER_BY_KIND, verifier_version))
+        .order_by(Rationale.id)
+    ).all()
+    programs = [rid for rid, kind in rows if kind is RationaleKind.program]
+    executed = set(executions_for(session, programs, limits_hash)) if programs else set()
+    return [rid for rid in programs if rid not in executed], [rid for rid, _ in rows]
+
+
+def _unlabelled(verifiers: dict[RationaleKind, str], version: str) -> Any:
+    """No label from the rationale's own verifier (by kind) at this version."""
+    return or_(*(and_(Rationale.kind == kind, ~_has_label(v, version)) for kind, v in verifiers.items()))
 
 
 def _has_label(verifier: str, version: str) -> Any:
@@ -184,5 +217,9 @@ def insert_labels(session: Session, rows: Sequence[Sequence[Any]]) -> int:
 
 def set_answers(session: Session, answers: dict[int, str | None]) -> None:
     """Record each rationale's answer as its latest verification extracted it."""
-    if answers:  # ORM bulk UPDATE by primary key: one executemany
-        session.execute(update(Rationale), [{"id": rid, "answer": answer} for rid, answer in answers.items()])
+    if answers:  # one executemany, without the ORM's per-row bookkeeping
+        table = Rationale.__table__
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("rid")).values(answer=bindparam("answer")),  # type: ignore[arg-type]
+            [{"rid": rid, "answer": answer} for rid, answer in answers.items()],
+        )

@@ -1,0 +1,77 @@
+"""What tasks share within one process: the database, a sandbox, teachers, where follow-ups go.
+
+Created lazily, after any fork (Celery's prefork children must not share the parent's database
+connections or sandbox server), and reused by every task the process runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from curation.db.session import Database
+from curation.errors import NotFoundError
+from curation.models import LanguageModel
+
+if TYPE_CHECKING:
+    from workers.dispatch import Dispatcher
+    from workers.sandbox import Sandbox
+    from workers.teachers.base import Teacher
+
+TeacherFactory = Callable[[LanguageModel], "Teacher"]
+
+
+class Runtime:
+    def __init__(
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        *,
+        teacher_factory: TeacherFactory | None = None,
+        sandbox_in_flight: int | None = None,
+    ) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self._teacher_factory = teacher_factory
+        self._sandbox_in_flight = sandbox_in_flight
+        self._sandboxes: dict[int, Sandbox] = {}
+        self._teachers: dict[int, Teacher] = {}
+        self._lock = threading.Lock()
+
+    def sandbox(self) -> Sandbox:
+        """One sandbox server per thread: in embedded mode two execution threads keep the CPU busy,
+        one running programs while the other reads and writes the database."""
+        thread = threading.get_ident()
+        with self._lock:
+            if thread not in self._sandboxes:
+                from workers.sandbox import Sandbox
+
+                self._sandboxes[thread] = Sandbox(in_flight=self._sandbox_in_flight)
+            return self._sandboxes[thread]
+
+    def teacher(self, model_id: int) -> Teacher:
+        """One teacher per model per process: a local model is loaded once, not once per task."""
+        with self._lock:
+            if model_id in self._teachers:
+                return self._teachers[model_id]
+            with self.db.read() as session:
+                model = session.get(LanguageModel, model_id)
+                if model is None:
+                    raise NotFoundError(f"model {model_id} does not exist")
+            if self._teacher_factory is not None:
+                self._teachers[model_id] = self._teacher_factory(model)
+            else:
+                from workers.teachers.registry import build_teacher
+
+                self._teachers[model_id] = build_teacher(model)
+        return self._teachers[model_id]
+
+    def close(self) -> None:
+        for sandbox in self._sandboxes.values():
+            sandbox.close()
+        self._sandboxes.clear()
+        for teacher in self._teachers.values():
+            teacher.close()
+        self._teachers.clear()
+        self.db.dispose()
