@@ -1,0 +1,273 @@
+"""Reliability on the distributed stack: real Celery workers, a real Redis broker, PostgreSQL.
+
+Each test starts its own redis-server (so it can restart it), a fresh PostgreSQL database, an
+OpenAI-compatible stub teacher, and `curation worker` processes; then it breaks something:
+kill -9 a worker mid-run, restart Redis (which keeps nothing on disk) mid-run, deliver a task
+twice, or have the teacher answer 500, 429, garbage or nothing. The run must still complete with
+exactly one generation per (problem, sample), every program executed and every rationale labelled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import text
+
+from curation.db import migrations
+from curation.db.session import Database
+from curation.ingestion.service import ingest_procedural
+from curation.models import RunStatus
+from curation.settings import Settings
+from tests.conftest import ROOT, PostgresFactory, unavailable
+from workers.celery_app import celery_config
+from workers.dispatch import CeleryDispatcher
+from workers.driver import progress_of, wait_distributed
+from workers.sandbox import Limits
+from workers.synthesis import GENERATE, RunSpec, TeacherSpec, create_run, start_run
+from workers.tasks import ROUTES
+from workers.teachers.stub_server import Fault, Rule, StubServer, program_reply
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server that keeps nothing on disk, as the project's machines run it."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary, self.directory, self.port = binary, directory, _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        unavailable("Redis", "redis-server is not installed")
+    server = RedisServer(binary, tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Stack:
+    db: Database
+    database_url: str
+    broker: RedisServer
+    app: Celery
+    workers: list[subprocess.Popen[bytes]]
+    log_dir: Path
+
+    @property
+    def dispatcher(self) -> CeleryDispatcher:
+        return CeleryDispatcher(self.app, ROUTES)
+
+    def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        environment = {
+            **os.environ,
+            "CURATION_DATABASE_URL": self.database_url,
+            "CURATION_BROKER_URL": self.broker.url,
+            "CURATION_TASK_TIME_LIMIT": "60",
+            "CURATION_VISIBILITY_TIMEOUT": "90",
+            "CURATION_WORKER_ID": name,
+        }
+        log = (self.log_dir / f"{name}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "curation", "worker", "--concurrency", str(concurrency), "--loglevel", "info"],
+            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, worker: subprocess.Popen[bytes]) -> None:
+        os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool, all at once
+        worker.wait()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.log_dir.glob("*.log"))
+
+
+@pytest.fixture
+def stack(broker: RedisServer, postgres_factory: PostgresFactory, tmp_path: Path) -> Iterator[Stack]:
+    url = postgres_factory.create("celery")
+    db = Database(url)
+    migrations.upgrade(db)
+    app = Celery("curation-test")
+    app.conf.update(
+        celery_config(Settings(broker_url=broker.url, database_url=url, task_time_limit=60, visibility_timeout=90))
+    )
+    result = Stack(db, url, broker, app, [], tmp_path)
+    yield result
+    for worker in result.workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+    db.dispose()
+
+
+def _slow(reply: Callable[[str, int], str], seconds: float) -> Callable[[str, int], str]:
+    def slowed(prompt: str, index: int) -> str:
+        time.sleep(seconds)  # a teacher that takes its time: the run lasts long enough to break
+        return reply(prompt, index)
+
+    return slowed
+
+
+def _run(stack: Stack, teacher: StubServer, *, problems: int, samples: int = 2, batch_size: int = 4) -> int:
+    with stack.db.transaction() as session:
+        ingest_procedural(session, count=problems, seed=21)
+        run = create_run(
+            session,
+            RunSpec(
+                task="procedural", template="pad-program", samples=samples, temperature=0.7, batch_size=batch_size,
+                limits=Limits(wall_seconds=2.0),
+                teacher=TeacherSpec("openai", "stub", {"base_url": teacher.url, "concurrency": 2, "request_timeout": 3,
+                                                        "max_attempts": 5, "backoff_base": 0.05, "backoff_max": 0.5}),
+            ),
+        )  # fmt: skip
+        return run.id
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.1)
+
+
+def _assert_complete(stack: Stack, run_id: int, expected: int) -> None:
+    with stack.db.read() as session:
+        keys = session.execute(text("SELECT problem_id, sample_index FROM generation")).all()
+        counts = session.execute(
+            text(
+                "SELECT (SELECT COUNT(*) FROM rationale), (SELECT COUNT(*) FROM execution), "
+                "(SELECT COUNT(*) FROM label), (SELECT COUNT(DISTINCT rationale_id) FROM execution), "
+                "(SELECT COUNT(DISTINCT rationale_id) FROM label)"
+            )
+        ).one()
+    assert len(keys) == len(set(keys)) == expected, "exactly one generation per (problem, sample)"
+    assert tuple(counts) == (expected,) * 5, "every program executed once, every rationale labelled once"
+    progress = progress_of(stack.db, run_id)
+    assert (progress.status, progress.generated, progress.labelled) == (RunStatus.completed, expected, expected)
+
+
+def test_kill_dash_nine_a_worker_mid_run(stack: Stack) -> None:
+    with StubServer(_slow(program_reply, 0.05)) as teacher:
+        run_id = _run(stack, teacher, problems=40)
+        first = stack.start_worker("first")
+        start_run(stack.db, stack.dispatcher, run_id)
+        _wait_for(lambda: progress_of(stack.db, run_id).generated >= 16)
+        stack.kill(first)
+        stored_at_kill = progress_of(stack.db, run_id).generated
+        assert stored_at_kill < 80, "the run was over before the kill"
+        stack.start_worker("second")
+        final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.5, stall_seconds=8, timeout=180)
+        calls = teacher.generations
+    assert final.status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 80)
+    # n is honoured: one call per problem. Only calls in flight at the kill may be repeated
+    # (two worker processes, two connections each).
+    assert 40 <= calls <= 40 + 4
+
+
+def test_redis_restart_mid_run(stack: Stack) -> None:
+    with StubServer(_slow(program_reply, 0.05)) as teacher:
+        run_id = _run(stack, teacher, problems=40)
+        stack.start_worker("survivor")
+        start_run(stack.db, stack.dispatcher, run_id)
+        _wait_for(lambda: progress_of(stack.db, run_id).generated >= 16)
+        stack.broker.stop()  # its queues are lost: it keeps nothing on disk
+        time.sleep(2)
+        stack.broker.start()
+        final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.5, stall_seconds=8, timeout=180)
+    assert final.status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 80)
+
+
+def test_the_same_task_delivered_twice(stack: Stack) -> None:
+    with StubServer(program_reply) as teacher:
+        run_id = _run(stack, teacher, problems=8, batch_size=8)
+        with stack.db.read() as session:
+            problem_ids = list(session.execute(text("SELECT id FROM problem ORDER BY id")).scalars())
+        with stack.db.transaction() as session:
+            session.execute(text("UPDATE synthesis_run SET status = 'running'"))
+        stack.dispatcher.send(GENERATE, run_id, problem_ids, False)
+        stack.dispatcher.send(GENERATE, run_id, problem_ids, False)  # the broker's at-least-once
+        stack.start_worker("single", concurrency=1)
+        final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.3, stall_seconds=30, timeout=120)
+        calls = teacher.generations
+    assert final.status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 16)
+    assert calls == 8, "the second delivery asked the teacher for nothing"
+
+
+def test_a_misbehaving_teacher(stack: Stack) -> None:
+    faults = [
+        Rule(Fault.server_error, times=3),
+        Rule(Fault.rate_limited, times=2),
+        Rule(Fault.invalid_json, times=2),
+        Rule(Fault.missing_choices, times=1),
+        Rule(Fault.disconnect, times=1),
+        Rule(Fault.hang, times=1),
+    ]
+    with stack.db.transaction() as session:
+        ingest_procedural(session, count=12, seed=21)
+        doomed = session.execute(text("SELECT question FROM problem ORDER BY id LIMIT 1")).scalar_one()
+    faults.insert(0, Rule(Fault.server_error, prompt_contains=doomed))  # this one never gets through
+    with StubServer(program_reply, faults=faults, retry_after=0.05) as teacher:
+        run_id = _run(stack, teacher, problems=12)
+        stack.start_worker("patient")
+        start_run(stack.db, stack.dispatcher, run_id)
+        final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.5, stall_seconds=30, timeout=180)
+    assert final.status is RunStatus.completed, stack.logs()
+    assert (final.generated, final.failed, final.labelled) == (22, 2, 22)
+    with stack.db.read() as session:
+        failures = session.execute(text("SELECT error, attempts FROM generation WHERE status = 'failed'")).all()
+    assert [tuple(f) for f in failures] == [("HTTP 500", 5)] * 2
