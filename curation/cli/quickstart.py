@@ -12,10 +12,14 @@ from curation.quickstart import run_quickstart
 
 def quickstart(
     problems: Annotated[int, typer.Option(help="Procedural training problems to create.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the procedural problems.")] = 0,
+    generate_for: Annotated[int, typer.Option(help="Problems the embedded teacher writes programs for.")] = 4,
+    samples: Annotated[int, typer.Option("--samples", "-D", help="Samples per problem.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the problems and of sampling.")] = 0,
 ) -> None:
-    """Create the schema, generate problems, and show the state of the system of record."""
+    """The whole loop, offline, on the embedded default: problems, teacher, sandbox, labels."""
     db = database()
     console.print(f"database: {db.engine.url.render_as_string()}")
-    summary = run_quickstart(db, problems=problems, seed=seed, echo=console.print)
+    summary = run_quickstart(
+        db, problems=problems, generate_for=generate_for, samples=samples, seed=seed, echo=console.print
+    )
     console.print(summary)

@@ -1,0 +1,102 @@
+"""End to end against a real OpenAI-compatible server: `transformers serve` on localhost, serving
+the bundled SmolLM2-135M. Five GSM8K problems, D = 2, the PaD program prompt: ten generations
+stored, their programs run in the sandbox, all labelled."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from curation.db.session import Database
+from curation.ingestion.service import ingest_files
+from curation.models import RunStatus
+from workers.driver import run_embedded
+from workers.synthesis import RunSpec, TeacherSpec, create_run
+from workers.teachers.embedded_model import prepare_embedded_model
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_embedded_model(tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="module")
+def served_model(smollm2_folder: Path) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    executable = Path(sys.executable).with_name("transformers")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [str(executable), "serve", str(smollm2_folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"transformers serve exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("transformers serve did not start within 120 s")
+            time.sleep(0.5)
+        yield f"{base_url}/v1", str(smollm2_folder)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_pad_run_against_transformers_serve(
+    sqlite_db: Database, shared_data: Path, served_model: tuple[str, str]
+) -> None:
+    base_url, model = served_model
+    db = sqlite_db
+    with db.transaction() as session:
+        ingest_files(session, "gsm8k", [shared_data / "gsm8k/test.jsonl"])
+        run = create_run(
+            session,
+            RunSpec(
+                task="gsm8k", split="test", limit=5, samples=2, temperature=0.7, max_tokens=96, seed=0,
+                stop=("\nQuestion:",), template="pad-program",
+                # The model field must be the folder `transformers serve` was given; it ignores n,
+                # so the backend falls back to one request per sample.
+                teacher=TeacherSpec("openai", model, {"base_url": base_url, "api": "completions",
+                                                      "concurrency": 2, "request_timeout": 120}),
+            ),
+        )  # fmt: skip
+    final = run_embedded(db, run.id)
+    assert (final.status, final.generated, final.failed, final.labelled) == (RunStatus.completed, 10, 0, 10)
+    with db.read() as session:
+        rows = session.execute(
+            text(
+                "SELECT g.output, g.prompt_tokens, g.completion_tokens, g.latency_ms, e.status, l.verdict "
+                "FROM generation g JOIN rationale r ON r.generation_id = g.id "
+                "JOIN execution e ON e.rationale_id = r.id JOIN label l ON l.rationale_id = r.id"
+            )
+        ).all()
+    assert len(rows) == 10
+    assert all(r.output and r.prompt_tokens and r.completion_tokens and r.latency_ms > 0 for r in rows)
+    assert {r.verdict for r in rows} <= {"correct", "incorrect", "unparseable", "error"}
+    assert any("def solution" in r.output for r in rows)  # the model keeps PaD's format
