@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from curation.db import migrations
+from bench.fresh_databases import fresh_postgres, fresh_sqlite
 from curation.db.session import Database
 from curation.errors import SourceLocation
 from curation.ingestion.formats import ParsedProblem
@@ -116,28 +115,6 @@ def raw_postgres(url: str, problems: list[ParsedProblem]) -> float:
             cursor.executemany(f"INSERT INTO problem ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})", rows)
         connection.commit()
         return time.perf_counter() - start
-
-
-def fresh_sqlite(directory: Path, name: str) -> str:
-    path = directory / f"{name}.db"
-    path.unlink(missing_ok=True)
-    database = Database(f"sqlite:///{path}")
-    migrations.upgrade(database)
-    database.dispose()
-    return str(path)
-
-
-def fresh_postgres(admin_url: str, name: str) -> str:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    database = Database(url)
-    migrations.upgrade(database)
-    database.dispose()
-    return url
 
 
 def measure(label: str, repeat: int, run_ours: Callable[[], float], run_raw: Callable[[], float], rows: int) -> None:

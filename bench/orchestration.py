@@ -29,12 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fresh_databases import fresh_postgres  # noqa: E402
 from curation.db import migrations  # noqa: E402
 from curation.db.session import Database  # noqa: E402
 from curation.ingestion.service import ingest_procedural  # noqa: E402
@@ -73,15 +71,6 @@ def prepare(db: Database, size: int, kind: str, teacher_url: str) -> int:
             ),
         )  # fmt: skip
         return run.id
-
-
-def fresh_postgres(admin_url: str, name: str) -> str:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def embedded(size: int, kind: str, teacher_url: str, directory: Path) -> float:
