@@ -98,3 +98,116 @@ def test_string_hashing_is_the_same_in_every_sandbox() -> None:
         with Sandbox(in_flight=1) as box:
             values.add(box.run(code).value)
     assert len(values) == 1
+
+
+def test_an_interrupted_batch_does_not_answer_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soft time limit or Ctrl-C can land between sending a batch and reading its reply; the
+    reply must never be taken for the next batch's."""
+    from workers.sandbox import protocol
+
+    receive = protocol.receive
+    calls = {"n": 0}
+
+    def interrupted_once(fd: int) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first call reads the server's greeting
+            raise KeyboardInterrupt
+        return receive(fd)
+
+    with Sandbox(in_flight=2) as box:
+        monkeypatch.setattr(protocol, "receive", interrupted_once)
+        with pytest.raises(KeyboardInterrupt):
+            box.run("ans = 1")
+        assert [r.value for r in box.run_many(["ans = 2", "ans = 3"])] == ["2", "3"]
+
+
+def test_a_server_that_keeps_dying_raises_instead_of_recording_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.sandbox import SandboxError, protocol
+
+    receive = protocol.receive
+
+    def server_dies_on_every_batch(fd: int) -> object:
+        reply = receive(fd)
+        if "results" in reply:
+            raise protocol.ProtocolError("the other side closed the pipe")
+        return reply
+
+    with Sandbox(in_flight=2) as box:
+        monkeypatch.setattr(protocol, "receive", server_dies_on_every_batch)
+        with pytest.raises(SandboxError, match="died twice"):
+            box.run("ans = 1")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os\nos.write(3, b'garbage')\nans = 1\n",
+        # A well-formed report claiming the sandbox failed, then an exit before the real one.
+        "import os, json\nos.write(3, json.dumps({'status': 'killed', 'error_type': 'SandboxSetupError'}).encode())\n"
+        "os._exit(0)\n",
+        'import os\nos.write(3, b\'{"status": "ok", "value": "42", "injected": 1}\')\nos._exit(0)\n',
+    ],
+    ids=["garbage", "forged-setup-failure", "unknown-field"],
+)
+def test_a_program_cannot_forge_its_report(sandbox: Sandbox, code: str) -> None:
+    result = sandbox.run(code)
+    assert (result.status, result.error_type) == (Status.killed, "InvalidResult")
+
+
+def test_results_are_text_a_database_can_store(sandbox: Sandbox) -> None:
+    """PostgreSQL text holds neither NUL nor lone surrogates; a program can produce both."""
+    result = sandbox.run("print('a\\x00b', '\\ud800')\ndef solution():\n    return 'x\\x00y\\udfff'\n")
+    assert result.status is Status.ok
+    for text in (result.value or "", result.stdout):
+        assert "\x00" not in text
+        text.encode()  # no lone surrogates
+    assert result.value == "x\ufffdy?"
+
+
+def test_in_flight_defaults_to_what_cpus_and_memory_allow() -> None:
+    from workers.sandbox.client import default_in_flight
+
+    cpus = len(os.sched_getaffinity(0))
+    assert 2 <= default_in_flight(Limits()) <= max(2, 4 * cpus)
+    assert default_in_flight(Limits(memory_mb=1 << 30)) == 2  # a petabyte each: only the floor fits
+
+
+NO_LANDLOCK_KERNEL = r"""
+import ctypes, json, struct, sys
+# A seccomp filter that makes landlock_create_ruleset fail with ENOSYS, as on a kernel built
+# without Landlock; it is inherited by the sandbox server this process starts.
+program = b"".join(struct.pack("HBBI", *ins) for ins in [
+    (0x20, 0, 0, 0),                    # load the syscall number
+    (0x15, 0, 1, 444),                  # landlock_create_ruleset?
+    (0x06, 0, 0, 0x00050000 | 38),      # then fail with ENOSYS
+    (0x06, 0, 0, 0x7FFF0000),           # else allow
+])
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.prctl(22, 2, ctypes.byref(Prog(4, program)), 0, 0) == 0
+from workers.sandbox import Sandbox, SandboxError
+outcome = {}
+try:
+    Sandbox(in_flight=1).run("ans = 1")
+except SandboxError as error:
+    outcome["required"] = str(error)
+with Sandbox(in_flight=1, landlock=False) as box:
+    outcome["opted_out"] = box.run("ans = 6 * 7").value
+    outcome["abi"] = box.info["landlock_abi"]
+print(json.dumps(outcome))
+"""
+
+
+def test_landlock_is_required_unless_explicitly_given_up() -> None:
+    import json
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", NO_LANDLOCK_KERNEL], capture_output=True, text=True, timeout=60, check=True
+    )
+    outcome = json.loads(completed.stdout)
+    assert "no Landlock" in outcome["required"] and "CURATION_SANDBOX_LANDLOCK=false" in outcome["required"]
+    assert (outcome["opted_out"], outcome["abi"]) == ("42", 0)

@@ -46,9 +46,11 @@ app.command("quickstart")(quickstart.quickstart)
 
 
 def main() -> None:
+    from workers.sandbox.client import SandboxError
+
     try:
         app()
-    except CurationError as error:
+    except (CurationError, SandboxError) as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
 

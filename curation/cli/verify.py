@@ -26,7 +26,9 @@ def verify(
     ] = VERIFIER_VERSION,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per program.")] = 2.0,
     memory_mb: Annotated[int, typer.Option(help="Address-space limit per program.")] = 512,
-    in_flight: Annotated[int | None, typer.Option(help="Programs running at once (default 4 per CPU).")] = None,
+    in_flight: Annotated[
+        int | None, typer.Option(help="Programs running at once (default 4 per CPU, fewer if memory is short).")
+    ] = None,
 ) -> None:
     """Run programs in the sandbox and label rationales correct, incorrect, unparseable or error.
 
@@ -34,11 +36,13 @@ def verify(
     """
     if sum((run is not None, bool(rationale), pending)) != 1:
         raise CurationError("give exactly one of --run ID, --rationale ID or --pending")
+    from curation.settings import get_settings
     from workers.sandbox import Limits, Sandbox  # the sandbox is only needed here
     from workers.verification import verify as run_verification
 
     limits = Limits(wall_seconds=timeout, memory_mb=memory_mb)
-    with Sandbox(limits, in_flight=in_flight) as sandbox, progress_bar("verifying") as bar:
+    sandbox = Sandbox(limits, in_flight=in_flight, landlock=get_settings().sandbox_landlock)
+    with sandbox, progress_bar("verifying") as bar:
         report = run_verification(
             database(),
             sandbox,

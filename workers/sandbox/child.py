@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 
-from workers.sandbox import landlock
+from workers.sandbox import landlock, protocol
 
 TYPE_CHECKING = False  # mypy reads it as True; importing typing would load it into the fork server
 if TYPE_CHECKING:  # the fork server never imports typing at run time
@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # the fork server never imports typing at run time
 
 
 RESULT_FD = 3
+CONFINED = b"R"
+"""Written to the result pipe once the child is confined and before the program runs. A program
+can write anything after it, but nothing before it: a report without the marker can only come
+from the sandbox's own setup, which the server then treats as a sandbox failure."""
 MAX_VALUE_CHARS = 4_096
 MAX_MESSAGE_CHARS = 4_096
 _PIPE_SAFE_BYTES = 60_000  # a result must fit the pipe buffer: the server reads it after exit
@@ -201,12 +205,13 @@ def run_child(
                 json.dumps(
                     {
                         "status": "killed",
-                        "error_type": "SandboxSetupError",
+                        "error_type": protocol.SETUP_FAILED,
                         "error_message": f"{type(error).__name__}: {error}",
                     }
                 ).encode(),
             )
             os._exit(71)
+        os.write(RESULT_FD, CONFINED)
         try:
             payload = _encode(execute(code, limits))
         except MemoryError:

@@ -21,6 +21,7 @@ from typing import Any
 
 from workers.sandbox import protocol
 from workers.sandbox.limits import Limits
+from workers.sandbox.protocol import SANDBOX_FAILURES
 from workers.sandbox.result import SandboxResult, Status
 
 # Imported once in the server, so programs get them at fork cost instead of import cost.
@@ -32,7 +33,32 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class SandboxError(RuntimeError):
-    """The sandbox itself failed (it could not start); never raised for what a program does."""
+    """The sandbox itself failed: its server could not start or kept dying, or a child could not be
+    confined. Never raised for what a program does. Transient for a worker: the batch can be retried,
+    and nothing about its programs is recorded."""
+
+
+def default_in_flight(limits: Limits) -> int:
+    """Children running at once: 4 per usable CPU (programs that wait out their timeout should not
+    hold a core's worth of throughput), but no more than memory allows if each used its whole
+    allowance (the smaller of available memory and the cgroup's limit)."""
+    by_cpu = 4 * len(os.sched_getaffinity(0))
+    budget = _memory_budget()
+    by_memory = budget // (limits.memory_mb * 1024 * 1024) if budget else by_cpu
+    return max(2, min(by_cpu, by_memory))
+
+
+def _memory_budget() -> int | None:
+    budgets = []
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                budgets.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            budgets.append(int(limit))
+    return min(budgets) if budgets else None
 
 
 class Sandbox:
@@ -44,16 +70,20 @@ class Sandbox:
         preload: Sequence[str] = DEFAULT_PRELOAD,
         landlock: bool = True,
     ) -> None:
-        """in_flight: children running at once (default 4 per CPU: programs that wait out their
-        timeout should not hold a core's worth of throughput). landlock=False tests the fallback
-        used on kernels without Landlock (no file writes at all)."""
+        """in_flight: children running at once (default: see default_in_flight).
+
+        landlock: confine each program's file access with Landlock, and refuse to start where the
+        kernel lacks it. False runs with seccomp and rlimits only, for such kernels: programs then
+        cannot write files at all, but can read whatever the worker's user can read.
+        """
         self.limits = limits or Limits()
-        self.in_flight = in_flight or max(2, 4 * (os.cpu_count() or 1))
+        self.in_flight = in_flight or default_in_flight(self.limits)
         self.preload = list(preload)
         self.landlock = landlock
         self.info: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._request_fd = self._response_fd = -1
+        self._requests = 0
         self._lock = threading.Lock()
 
     def __enter__(self) -> Sandbox:
@@ -107,30 +137,53 @@ class Sandbox:
             self._close_pipes()
             raise SandboxError(f"the sandbox server exited with status {code} while starting") from None
         self.info = hello["ready"]
+        if self.landlock and not self.info["landlock_abi"]:
+            self._stop()
+            raise SandboxError(
+                "this kernel has no Landlock (Linux 5.13+ with landlock in the LSM list); "
+                "set CURATION_SANDBOX_LANDLOCK=false to run programs under seccomp and rlimits only, "
+                "where they cannot write files but can read what the worker's user can read"
+            )
 
     def run(self, code: str, limits: Limits | None = None) -> SandboxResult:
         return self.run_many([code], limits)[0]
 
     def run_many(self, programs: Sequence[str], limits: Limits | None = None) -> list[SandboxResult]:
-        """Run every program (each in a fresh confined child) and return their results in order."""
+        """Run every program (each in a fresh confined child) and return their results in order.
+
+        Raises SandboxError if the sandbox fails (not a program): the server dies twice on this
+        batch, or a child cannot be confined.
+        """
         if not programs:
             return []
-        message = {"programs": list(programs), "limits": (limits or self.limits).for_child()}
+        limits_for_child = (limits or self.limits).for_child()
         with self._lock:
-            for attempt in (1, 2):
+            for _attempt in (1, 2):
                 self.start()
+                self._requests += 1
+                message = {"id": self._requests, "programs": list(programs), "limits": limits_for_child}
                 try:
                     protocol.send(self._request_fd, message)
                     reply = protocol.receive(self._response_fd)
-                    return [SandboxResult.from_wire(r) for r in reply["results"]]
+                    if reply.get("id") != message["id"]:
+                        raise protocol.ProtocolError(f"reply {reply.get('id')} to request {message['id']}")
                 except (protocol.ProtocolError, BrokenPipeError):
                     self._stop()  # the server died; start a fresh one and try the batch once more
-                    if attempt == 2:
-                        break
-        lost = SandboxResult(
-            Status.killed, error_type="SandboxServerDied", error_message="the sandbox server died twice"
-        )
-        return [lost] * len(programs)
+                    continue
+                except BaseException:
+                    # Interrupted mid-exchange (a soft time limit, Ctrl-C): the reply still on its way
+                    # would be read as the answer to the next batch, so this server must go.
+                    self._stop()
+                    raise
+                results = [SandboxResult.from_wire(r) for r in reply["results"]]
+                failed = [r for r in results if r.status is Status.killed and r.error_type in SANDBOX_FAILURES]
+                if failed:
+                    self._stop()
+                    raise SandboxError(
+                        f"{len(failed)} of {len(results)} programs could not be run: {failed[0].error_message}"
+                    )
+                return results
+        raise SandboxError("the sandbox server died twice while running this batch")
 
     def _close_pipes(self) -> None:
         for fd in (self._request_fd, self._response_fd):

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_MESSAGE = 256 * 1024 * 1024
+SETUP_FAILED = "SandboxSetupError"
+LOST = "SandboxLost"
+SANDBOX_FAILURES = frozenset({SETUP_FAILED, LOST})
+"""error_type of a result whose program never ran because the sandbox failed: the client raises
+SandboxError for these instead of returning them, since they say nothing about the program."""
 
 
 class ProtocolError(EOFError):

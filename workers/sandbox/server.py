@@ -26,7 +26,7 @@ import sys
 import time
 
 from workers.sandbox import landlock, protocol, seccomp
-from workers.sandbox.child import SAFE_ENV, run_child
+from workers.sandbox.child import CONFINED, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS, SAFE_ENV, run_child
 
 TYPE_CHECKING = False  # mypy reads it as True; importing typing would load it into the fork server
 if TYPE_CHECKING:  # every module the server loads makes each fork and exit dearer
@@ -144,7 +144,7 @@ class Server:
                         else:
                             wake_at = min(wake_at, running.started + LONG_RUNNING)
                     wake_at = min(wake_at, running.deadline)
-                self._reap(results)
+                self._reap(results, limits["max_output_bytes"])
                 if pending and len(self.children) < self.in_flight:
                     continue
                 timeout = max(0.0, wake_at - time.monotonic())
@@ -155,7 +155,8 @@ class Server:
         finally:
             selector.close()
         self._kill_strays()
-        return [r if r is not None else {"status": "killed", "error_type": "Lost"} for r in results]
+        lost = {"status": "killed", "error_type": protocol.LOST, "error_message": "no result was recorded"}
+        return [r if r is not None else lost for r in results]
 
     def _spawn(self, index: int, code: str, limits: dict[str, Any]) -> None:
         slot = self.free_slots.pop()
@@ -168,7 +169,7 @@ class Server:
         os.set_blocking(read_fd, False)
         self.children[pid] = _Running(index, read_fd, slot, started + limits["wall_seconds"], started)
 
-    def _reap(self, results: list[dict[str, Any] | None]) -> None:
+    def _reap(self, results: list[dict[str, Any] | None], output_cap: int) -> None:
         while True:
             try:
                 pid, wait_status = os.waitpid(-1, os.WNOHANG)
@@ -184,7 +185,7 @@ class Server:
             os.close(running.result_fd)
             self._empty(self.slot_dirs[running.slot])
             self.free_slots.append(running.slot)
-            results[running.index] = _classify(wait_status, payload, running, elapsed_ms)
+            results[running.index] = _classify(wait_status, payload, running, elapsed_ms, output_cap)
 
     @staticmethod
     def _empty(path: str) -> None:
@@ -233,14 +234,76 @@ class Server:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def _classify(wait_status: int, payload: bytes, running: _Running, elapsed_ms: float) -> dict[str, Any]:
-    reported: dict[str, Any] | None = None
-    if payload:
-        try:
-            decoded = json.loads(payload)
-            reported = decoded if isinstance(decoded, dict) and "status" in decoded else None
-        except ValueError:
-            reported = None
+_PROGRAM_STATUSES = frozenset(("ok", "error", "syntax", "memory"))
+_TEXT_CAPS = {"value": MAX_VALUE_CHARS, "value_type": 100, "error_type": 200, "error_message": MAX_MESSAGE_CHARS}
+
+
+def _storable(text: str, cap: int) -> str:
+    """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate (legal in
+    JSON, so a program can send one) cannot be encoded as UTF-8."""
+    text = text[:cap]
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode()
+    return text
+
+
+def _program_report(body: bytes, output_cap: int) -> dict[str, Any] | None:
+    """The child's report, checked field by field: the program shares the child's process and can
+    write to the result pipe itself, so the report is untrusted input. None if it is malformed."""
+    try:
+        report = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(report, dict) or report.get("status") not in _PROGRAM_STATUSES:
+        return None
+    for key, value in report.items():
+        if key in _TEXT_CAPS:
+            if value is not None and not isinstance(value, str):
+                return None
+            if value is not None:
+                report[key] = _storable(value, _TEXT_CAPS[key])
+        elif key in ("stdout", "stderr"):
+            if not isinstance(value, str):
+                return None
+            report[key] = _storable(value, output_cap)
+        elif key == "output_truncated":
+            if not isinstance(value, bool):
+                return None
+        elif key == "duration_ms":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+                return None
+        elif key != "status":
+            return None
+    return report
+
+
+def _setup_failure(payload: bytes, wait_status: int, elapsed_ms: float) -> dict[str, Any]:
+    try:
+        reported = json.loads(payload)
+        message = str(reported["error_message"]) if isinstance(reported, dict) else ""
+    except (ValueError, KeyError):
+        message = ""
+    if not message:
+        message = f"the child ended (wait status {wait_status}) before it was confined"
+    return {
+        "status": "killed",
+        "error_type": protocol.SETUP_FAILED,
+        "error_message": _storable(message, MAX_MESSAGE_CHARS),
+        "duration_ms": elapsed_ms,
+    }
+
+
+def _classify(
+    wait_status: int, payload: bytes, running: _Running, elapsed_ms: float, output_cap: int
+) -> dict[str, Any]:
+    if not payload.startswith(CONFINED):  # the program never ran
+        return _setup_failure(payload, wait_status, elapsed_ms)
+    body = payload[len(CONFINED) :]
+    reported = _program_report(body, output_cap) if body else None
     if running.timed_out:
         # A child that finished just before its deadline may not have been reaped yet when the
         # deadline passed: its own complete report, timed inside the child, wins.
@@ -261,6 +324,13 @@ def _classify(wait_status: int, payload: bytes, running: _Running, elapsed_ms: f
             "status": status,
             "error_type": error_type,
             "error_message": f"terminated by {signal.Signals(signum).name}",
+            "duration_ms": elapsed_ms,
+        }
+    if body and reported is None:
+        return {
+            "status": "killed",
+            "error_type": "InvalidResult",
+            "error_message": "the program wrote to the sandbox's result channel",
             "duration_ms": elapsed_ms,
         }
     if reported is None:
@@ -285,7 +355,8 @@ def main() -> None:
                 request = protocol.receive(request_fd)
             except protocol.ProtocolError:
                 return  # the client went away
-            protocol.send(response_fd, {"results": server.run_batch(request["programs"], request["limits"])})
+            results = server.run_batch(request["programs"], request["limits"])
+            protocol.send(response_fd, {"id": request["id"], "results": results})
     finally:
         server.close()
 
