@@ -101,8 +101,10 @@ def postgres_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_factory(postgres_admin_url: str, worker_id: str) -> Iterator[PostgresFactory]:
-    factory = PostgresFactory(postgres_admin_url, prefix=f"curation_test_{worker_id}")
+def postgres_factory(postgres_admin_url: str, worker_id: str, testrun_uid: str) -> Iterator[PostgresFactory]:
+    # Names unique to this test run: two runs on one server (two checkouts, CI beside a developer)
+    # must not drop each other's databases.
+    factory = PostgresFactory(postgres_admin_url, prefix=f"curation_test_{testrun_uid[:8]}_{worker_id}")
     yield factory
     factory.drop_all()
 

@@ -84,7 +84,8 @@ def test_sql_cannot_change_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     curation("db", "upgrade", url=url)
     curation("ingest-procedural", "--count", "5", url=url)
-    curation("sql", "DELETE FROM problem", url=url)
+    refused = curation("sql", "DELETE FROM problem", url=url, check=False)
+    assert refused.returncode == 2 and "readonly database" in refused.stderr
     out = curation("sql", "SELECT COUNT(*) AS n FROM problem", "--format", "csv", url=url).stdout
     assert out.split() == ["n", "5"]
 

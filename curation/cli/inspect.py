@@ -63,7 +63,7 @@ def sql(
     ] = OutputFormat.table,
     limit: Annotated[int, typer.Option(help="Most rows to print; 0 for all.")] = 200,
 ) -> None:
-    """Run a SQL query (read-only: its transaction is rolled back) and print the rows."""
+    """Run one SQL statement, read-only (the database refuses writes), and print the rows."""
     with database().read() as session:
         result = run_sql(session, statement, limit=limit or None)
     _print_result(result, output)
