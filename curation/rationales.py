@@ -9,6 +9,8 @@ from curation.models import RationaleKind, TemplateStyle
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 # Few-shot completions often run on into a made-up next exemplar.
 _NEXT_EXEMPLAR = re.compile(r"\n\s*(?:Q|Question):", re.IGNORECASE)
+# In a program, only at the start of a line: indented, it may be a docstring or a comment.
+_NEXT_EXEMPLAR_AFTER_CODE = re.compile(r"\n(?:Q|Question):", re.IGNORECASE)
 
 
 def kind_for(style: TemplateStyle) -> RationaleKind:
@@ -16,9 +18,11 @@ def kind_for(style: TemplateStyle) -> RationaleKind:
 
 
 def rationale_body(output: str, kind: RationaleKind) -> str:
-    """Programs: the first fenced code block if there is one, else the whole output. CoT text: the
-    output up to any invented next question."""
+    """Programs: the first fenced code block if there is one, else the output up to any invented
+    next question at the start of a line. CoT text: the output up to any invented next question."""
     if kind is RationaleKind.program:
         fenced = _FENCE.search(output)
-        return (fenced.group(1) if fenced else output).strip("\n")
+        if fenced:
+            return fenced.group(1).strip("\n")
+        return _NEXT_EXEMPLAR_AFTER_CODE.split(output, maxsplit=1)[0].strip("\n")
     return _NEXT_EXEMPLAR.split(output, maxsplit=1)[0].strip()

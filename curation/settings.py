@@ -50,6 +50,18 @@ class Settings(BaseSettings):
         description="Seconds before Redis redelivers an unacknowledged task; must exceed the task time limit "
         "(default: twice it).",
     )
+    lease_seconds: float = Field(
+        default=60.0,
+        ge=2.0,
+        description="How long a generation task's claim on its batch lasts without renewal (renewed every "
+        "quarter of it while the task works); a duplicate delivery waits this long at most after a crash.",
+    )
+    sandbox_landlock: bool = Field(
+        default=True,
+        description="Confine programs' file access with Landlock, and refuse to run them on a kernel "
+        "without it. false: seccomp and rlimits only (programs cannot write files, but can read what the "
+        "worker's user can read); for kernels older than Linux 5.13.",
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

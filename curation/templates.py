@@ -106,6 +106,17 @@ BUILT_IN: dict[str, tuple[TemplateStyle, str, str | None]] = {
 }
 
 
+def default_stop(style: TemplateStyle) -> tuple[str, ...]:
+    """Stop sequences for a run that names none. Few-shot prompts invite the teacher to go on with
+    an invented next exemplar; stopping at its first line saves those tokens (rationale_body also
+    cuts it off, for servers that ignore `stop`)."""
+    if style is TemplateStyle.program:
+        return ("\nQuestion:", "\nQ:")
+    if style is TemplateStyle.few_shot_cot:
+        return ("\nQ:",)
+    return ()
+
+
 def choices_text(choices: list[dict[str, str]] | None) -> str:
     if not choices:
         return ""

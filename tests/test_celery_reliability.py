@@ -112,6 +112,7 @@ class Stack:
             "CURATION_BROKER_URL": self.broker.url,
             "CURATION_TASK_TIME_LIMIT": "60",
             "CURATION_VISIBILITY_TIMEOUT": "90",
+            "CURATION_LEASE_SECONDS": "10",
             "CURATION_WORKER_ID": name,
         }
         log = (self.log_dir / f"{name}.log").open("wb")
@@ -246,6 +247,26 @@ def test_the_same_task_delivered_twice(stack: Stack) -> None:
     assert final.status is RunStatus.completed, stack.logs()
     _assert_complete(stack, run_id, 16)
     assert calls == 8, "the second delivery asked the teacher for nothing"
+
+
+def test_the_same_task_delivered_twice_at_once(stack: Stack) -> None:
+    """Both deliveries run at the same time on two worker processes: the second finds the batch
+    claimed, retries when the claim would run out, and then has nothing to ask for."""
+    with StubServer(_slow(program_reply, 0.3)) as teacher:
+        run_id = _run(stack, teacher, problems=8, batch_size=8)
+        with stack.db.read() as session:
+            problem_ids = list(session.execute(text("SELECT id FROM problem ORDER BY id")).scalars())
+        with stack.db.transaction() as session:
+            session.execute(text("UPDATE synthesis_run SET status = 'running'"))
+        stack.start_worker("pair", concurrency=2)
+        stack.dispatcher.send(GENERATE, run_id, problem_ids, False)
+        stack.dispatcher.send(GENERATE, run_id, problem_ids, False)
+        final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.3, stall_seconds=30, timeout=120)
+        calls = teacher.generations
+    assert final.status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 16)
+    assert calls == 8, "the concurrent delivery asked the teacher for nothing"
+    assert "curation.generate" in stack.logs() and "retry: Retry in" in stack.logs(), stack.logs()
 
 
 def test_a_misbehaving_teacher(stack: Stack) -> None:

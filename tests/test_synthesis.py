@@ -4,6 +4,8 @@ resume, duplicate delivery, failures, two-stage zero-shot-CoT, lost follow-up me
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,10 +15,13 @@ from sqlalchemy import func, select, text
 from curation.db.session import Database
 from curation.errors import CurationError
 from curation.ingestion.service import ingest_procedural
-from curation.models import Generation, Label, Rationale, RunStatus, SynthesisRun
+from curation.models import BatchLease, Generation, Label, Rationale, RationaleKind, RunStatus, SynthesisRun
+from curation.repositories import leases
 from tests.support.scripted_teacher import ScriptedTeacher, TeacherCrash
+from workers import batch_lease
+from workers.batch_lease import BatchLeased, batch_key
 from workers.dispatch import InlineDispatcher
-from workers.driver import progress_of, run_embedded
+from workers.driver import progress_of, run_embedded, wait_distributed
 from workers.runtime import Runtime
 from workers.synthesis import (
     EXECUTE,
@@ -37,7 +42,7 @@ def _setup(db: Database, *, problems: int = 30, template: str = "pad-program", s
         run = create_run(
             session,
             RunSpec(task="procedural", teacher=TeacherSpec("scripted", "ref"), template=template,
-                    samples=samples, temperature=0.7, batch_size=8, **spec),
+                    samples=samples, temperature=0.7, **{"batch_size": 8, **spec}),
         )  # fmt: skip
         return run.id
 
@@ -58,8 +63,8 @@ def _programs_teacher(db: Database, **kwargs: Any) -> ScriptedTeacher:
     return ScriptedTeacher(lambda request, sample: programs[int(request.key)], **kwargs)  # type: ignore[call-overload]
 
 
-def _factory(teacher: ScriptedTeacher) -> Callable[[Any], ScriptedTeacher]:
-    return lambda model: teacher
+def _factory(teacher: ScriptedTeacher) -> Callable[[Any, Any], ScriptedTeacher]:
+    return lambda model, options: teacher
 
 
 def test_program_run_generates_executes_and_labels_everything(db: Database) -> None:
@@ -76,7 +81,9 @@ def test_program_run_generates_executes_and_labels_everything(db: Database) -> N
     assert set(teacher.calls.values()) == {1} and len(teacher.calls) == 60
     with db.read() as session:
         quality = session.execute(text("SELECT generations, executed_ok, correct FROM run_quality")).one()
+        tokens = session.execute(text("SELECT SUM(prompt_tokens), SUM(completion_tokens) FROM generation")).one()
     assert tuple(quality) == (60, 60, 60)
+    assert tuple(tokens) == (30 * 12, 30 * 34)  # one call per problem for both samples, counted once
 
 
 def test_a_crash_midway_then_resume_asks_for_nothing_twice(db: Database) -> None:
@@ -91,10 +98,10 @@ def test_a_crash_midway_then_resume_asks_for_nothing_twice(db: Database) -> None
     fresh = _programs_teacher(db)
     final = run_embedded(db, run_id, teacher_factory=_factory(fresh))
     assert final.status is RunStatus.completed
-    asked_twice = set(crashing.calls) & set(fresh.calls)
-    stored_first = {(pid, sample) for (pid, sample), n in crashing.calls.items()}
-    # Only calls that were in flight when it crashed (asked, not stored) may be asked again.
-    assert len(asked_twice) <= len(stored_first) - stored
+    # Every answer that arrived before the crash was stored (the task stores what it holds on the
+    # way out), so nothing is asked twice; only a kill -9 can lose calls still in flight.
+    assert stored == sum(crashing.calls.values())
+    assert not set(crashing.calls) & set(fresh.calls)
     assert sum(fresh.calls.values()) == 60 - stored
     with db.read() as session:
         keys = session.execute(select(Generation.problem_id, Generation.sample_index)).all()
@@ -209,11 +216,158 @@ def test_api_keys_are_named_never_stored(db: Database) -> None:
         named = TeacherSpec("openai", "gpt", {"base_url": "http://x/v1", "api_key_env": "MY_KEY"})
         create_run(session, RunSpec(task="procedural", template="pad-program", teacher=named))
     with db.read() as session:
-        parameters = session.execute(text("SELECT parameters FROM model")).scalar_one()
-    assert "sk-secret" not in str(parameters) and "MY_KEY" in str(parameters)
+        stored = " ".join(
+            str(v) for v in session.execute(text("SELECT m.parameters, r.params FROM model m, synthesis_run r")).one()
+        )
+    assert "sk-secret" not in stored and "MY_KEY" in stored
 
 
 def test_generation_tasks_are_routed_by_queue() -> None:
     from workers.tasks import ROUTES
 
     assert ROUTES == {GENERATE: "generation", EXECUTE: "execution", "curation.verify": "verification"}
+
+
+def _slow_teacher(db: Database, release: threading.Event, started: threading.Event) -> ScriptedTeacher:
+    programs = _reference_programs(db)
+
+    def reply(request: Any, sample: int) -> str:
+        started.set()
+        release.wait(30)
+        return programs[int(request.key)]
+
+    return ScriptedTeacher(reply)
+
+
+def test_a_concurrent_duplicate_waits_for_the_batch_instead_of_asking_again(db: Database) -> None:
+    """A message redelivered while its first delivery still runs: the second finds the batch
+    claimed and defers; once the first is done, the second has nothing left to ask for."""
+    run_id = _setup(db, problems=8, batch_size=8)
+    release, started = threading.Event(), threading.Event()
+    teacher = _slow_teacher(db, release, started)
+    runtime = Runtime(db, InlineDispatcher(TASKS), teacher_factory=_factory(teacher))
+    start_run(db, InlineDispatcher(TASKS), run_id)
+    with db.read() as session:
+        batch = list(session.execute(text("SELECT id FROM problem ORDER BY id")).scalars())
+    first = threading.Thread(target=generate_batch, args=(runtime, run_id, batch))
+    first.start()
+    assert started.wait(30)
+    with pytest.raises(BatchLeased) as deferred:
+        generate_batch(runtime, run_id, batch)
+    assert 0 < deferred.value.retry_in <= 60
+    assert resume_run(db, InlineDispatcher(TASKS), run_id).leased == 1  # a resume leaves it alone too
+    release.set()
+    first.join(30)
+    assert generate_batch(runtime, run_id, batch) == 0  # the redelivery, retried: nothing missing
+    runtime.close()
+    assert sum(teacher.calls.values()) == 16 and set(teacher.calls.values()) == {1}
+    assert _count(db, BatchLease) == 0  # given back
+
+
+def test_a_batch_held_by_a_dead_process_is_taken_over_at_once(db: Database) -> None:
+    run_id = _setup(db, problems=4, batch_size=4)
+    with db.read() as session:
+        batch = list(session.execute(text("SELECT id FROM problem ORDER BY id")).scalars())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    holder = f"{batch_lease._machine()}/{gone.pid}/deadbeef"
+    with db.transaction() as session:
+        assert leases.claim(session, run_id, batch_key(batch), holder, seconds=3600)
+        session.get(SynthesisRun, run_id).status = RunStatus.running  # type: ignore[union-attr]
+    assert resume_run(db, InlineDispatcher(TASKS), run_id).generate == 1  # not left to the dead
+    teacher = _programs_teacher(db)
+    runtime = Runtime(db, InlineDispatcher(TASKS), teacher_factory=_factory(teacher))
+    assert generate_batch(runtime, run_id, batch) == 8
+    runtime.close()
+
+
+def test_a_failed_second_stage_is_retried_alone(db: Database) -> None:
+    """Zero-shot-CoT: when "Therefore, the answer is" fails, the paid-for rationale is kept and only
+    the second stage is asked again."""
+    run_id = _setup(db, problems=4, template="zero-shot-cot", samples=1)
+    with db.read() as session:
+        first_problem = session.execute(text("SELECT MIN(id) FROM problem")).scalar_one()
+
+    def reply(request: Any, sample: int) -> str:
+        return "It is 4." if isinstance(request.key, int) else " 4."
+
+    failing = ScriptedTeacher(reply, fail_keys={(first_problem, 0)})
+    final = run_embedded(db, run_id, teacher_factory=_factory(failing))
+    assert (final.status, final.generated, final.failed) == (RunStatus.completed, 3, 1)
+
+    healthy = ScriptedTeacher(reply)
+    final = run_embedded(db, run_id, teacher_factory=_factory(healthy), retry_failed=True)
+    assert (final.status, final.generated, final.failed, final.labelled) == (RunStatus.completed, 4, 0, 4)
+    assert dict(healthy.calls) == {((first_problem, 0), 0): 1}
+
+
+def test_counters_recounted_mid_run_count_two_stage_samples_when_both_stages_are_in(db: Database) -> None:
+    run_id = _setup(db, problems=4, template="zero-shot-cot", samples=1)
+    crashing = ScriptedTeacher(lambda request, sample: "It is 4.", crash_after=4)  # dies before stage two
+    with pytest.raises(TeacherCrash):
+        run_embedded(db, run_id, teacher_factory=_factory(crashing))
+    resume_run(db, InlineDispatcher(TASKS), run_id)  # recounts from the tables
+    progress = progress_of(db, run_id)
+    assert (progress.generated, progress.failed) == (0, 0)
+
+
+def test_problems_ingested_later_do_not_join_or_shift_a_run(db: Database) -> None:
+    run_id = _setup(db, problems=10, samples=1)
+    with db.transaction() as session:
+        ingest_procedural(session, count=10, seed=99)  # the same task grows after the run was made
+    final = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db)))
+    assert (final.status, final.expected, final.generated, final.labelled) == (RunStatus.completed, 10, 10, 10)
+    with db.read() as session:
+        assert (
+            session.execute(text("SELECT MAX(problem_id) FROM generation")).scalar_one()
+            <= session.execute(text("SELECT MIN(id) + 9 FROM problem")).scalar_one()
+        )
+
+
+def test_each_run_reaches_its_teacher_with_its_own_options(db: Database) -> None:
+    with db.transaction() as session:
+        ingest_procedural(session, count=2, seed=1)
+        runs = [
+            create_run(session, RunSpec(task="procedural", template="pad-program",
+                                        teacher=TeacherSpec("openai", "same-model", {"base_url": url})))
+            for url in ("http://a:8000/v1", "http://b:8000/v1")
+        ]  # fmt: skip
+        assert runs[0].teacher_id == runs[1].teacher_id
+        run_ids = [run.id for run in runs]
+    built: list[dict[str, Any] | None] = []
+    teacher = _programs_teacher(db)
+
+    def factory(model: Any, options: dict[str, Any] | None) -> ScriptedTeacher:
+        built.append(options)
+        return teacher
+
+    for run_id in run_ids:
+        run_embedded(db, run_id, teacher_factory=factory)
+    assert [o["base_url"] for o in built if o] == ["http://a:8000/v1", "http://b:8000/v1"]
+
+
+def test_a_run_nobody_works_on_is_failed_with_the_reason_and_can_be_resumed(db: Database) -> None:
+    run_id = _setup(db, problems=4)
+
+    class NoWorkers:
+        def send(self, task: str, *args: Any) -> None:
+            pass  # sent to a queue no worker consumes
+
+    start_run(db, NoWorkers(), run_id)
+    final = wait_distributed(db, NoWorkers(), run_id, poll_seconds=0.01, stall_seconds=0.02, max_stalls=3)
+    assert final.status is RunStatus.failed
+    with db.read() as session:
+        assert "are workers consuming" in (session.get(SynthesisRun, run_id).error or "")  # type: ignore[union-attr]
+    resumed = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db)))
+    assert resumed.status is RunStatus.completed
+
+
+def test_few_shot_program_output_is_cut_at_an_invented_next_question(db: Database) -> None:
+    from curation.rationales import rationale_body
+
+    output = 'def solution():\n    """Q: a docstring"""\n    return 4\n\nQuestion: What is 2 + 3?\nSolution:\n'
+    assert rationale_body(output, RationaleKind.program) == 'def solution():\n    """Q: a docstring"""\n    return 4'
+    run_id = _setup(db, problems=2, samples=1)
+    with db.read() as session:
+        params = session.get(SynthesisRun, run_id).params  # type: ignore[union-attr]
+    assert params is not None and params["stop"] == ["\nQuestion:", "\nQ:"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from math import comb
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from curation.db.session import Database
@@ -166,7 +166,9 @@ def build_scenario(session: Session) -> Scenario:
         _sample(session, r1, p2, index, verdict, execution)
     relabelled = _sample(session, r1, p3, 0, i, ok)
     assert relabelled is not None
-    _judge(session, relabelled, c, None, version="2")  # a newer verifier version: the newer label wins
+    # A newer verifier version (run under new limits, so with an execution of its own): the newer
+    # label wins.
+    _judge(session, relabelled, c, ok, version="2")
     _sample(session, r1, p3, 1, i, ok)
     _sample(session, r1, p3, 2, i, ok)
     _sample(session, r1, p3, 3, None, failed=True)
@@ -245,6 +247,28 @@ def test_run_quality(db: Database, scenario: Scenario) -> None:
     )
     (r2,) = _rows(db, "SELECT * FROM run_quality WHERE synthesis_run_id = :id", id=scenario.runs["r2"])
     assert (r2["generations"], r2["executed_ok"], r2["correct"]) == (2, 0, 1)
+
+
+def test_run_quality_counts_the_execution_behind_the_current_label(db: Database, scenario: Scenario) -> None:
+    """A program re-run under other limits (a newer execution, not yet labelled) does not change
+    what executed_ok says about the verdicts counted beside it."""
+    with db.transaction() as session:
+        rationale_id = (
+            session.execute(
+                select(Rationale.id)
+                .join(Generation, Generation.id == Rationale.generation_id)
+                .where(
+                    Generation.synthesis_run_id == scenario.runs["r1"],
+                    Generation.problem_id == scenario.problems["p1"],
+                )
+                .order_by(Rationale.id)
+            )
+            .scalars()
+            .first()
+        )
+        session.add(Execution(rationale_id=rationale_id, status=ExecutionStatus.timeout, limits_hash="tight"))
+    (r1,) = _rows(db, "SELECT * FROM run_quality WHERE synthesis_run_id = :id", id=scenario.runs["r1"])
+    assert (r1["executed_ok"], r1["correct"]) == (9, 3)
 
 
 def test_quality_per_task_teacher_template(db: Database, scenario: Scenario) -> None:

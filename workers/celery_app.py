@@ -8,13 +8,15 @@ their worker dies, so a crash means redelivery, never loss; every task is idempo
 redelivery harmless. Prefetch is 1, so a long task does not sit on messages other workers could
 take. The Redis visibility timeout exceeds the task time limit, so a slow task is not handed to a
 second worker while the first still runs. Results are not stored: the database is the result.
-Only transient failures (a database or broker connection) are retried, at most 5 times, with
+Only transient failures (a database or broker connection, the sandbox itself) are retried, at most 5 times, with
 exponential backoff and jitter; a failed program or a teacher that keeps failing is a result
 the task stores, not an exception.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
 import redis
@@ -25,13 +27,20 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from curation.db.session import Database
 from curation.settings import Settings, get_settings
 from workers.autoscale import record_completed
-from workers.dispatch import CeleryDispatcher
+from workers.dispatch import CeleryDispatcher, Deferred
 from workers.queues import Queue
 from workers.runtime import Runtime
+from workers.sandbox.client import SandboxError
 from workers.synthesis import EXECUTE, GENERATE, VERIFY
 from workers.tasks import ROUTES, TASKS
 
-TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    SandboxError,  # the sandbox, not a program, failed: nothing was stored, so the batch runs again
+)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -112,9 +121,21 @@ _RETRY = {
 }
 
 
-@app.task(name=GENERATE, **_RETRY)
-def generate(run_id: int, problem_ids: list[int], retry_failed: bool = False) -> int:
-    return int(TASKS[GENERATE](runtime(), run_id, problem_ids, retry_failed))
+def _deferred_retries() -> int:
+    # A batch is held at most as long as the task holding it may run; a few more for the claims
+    # that run out after a crash.
+    settings = get_settings()
+    return math.ceil(settings.task_time_limit / settings.lease_seconds) + 5
+
+
+@app.task(bind=True, name=GENERATE, **_RETRY)
+def generate(self: Any, run_id: int, problem_ids: list[int], retry_failed: bool = False) -> int:
+    try:
+        return int(TASKS[GENERATE](runtime(), run_id, problem_ids, retry_failed))
+    except Deferred as deferred:
+        # Another task is generating this batch: come back when its claim would run out, by which
+        # time the batch is done (and this delivery finds nothing to do) or free to take.
+        raise self.retry(countdown=deferred.retry_in + random.uniform(0, 1), max_retries=_deferred_retries()) from None
 
 
 @app.task(name=EXECUTE, **_RETRY)

@@ -7,6 +7,7 @@ same in embedded and distributed mode.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,19 @@ import orjson
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Deferred(Exception):
+    """A task that cannot run now because another task is doing its work; `retry_in` seconds later
+    it may find that work done, or free to take. Celery retries it then; in embedded mode it is
+    dropped, since the other task is in another process that will finish it (or whose claim will run
+    out, after which a resume sends it again)."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
 
 
 class Dispatcher(Protocol):
@@ -69,7 +83,11 @@ class InlineDispatcher:
             ran = 0
             while self.queue:
                 task, args = self.queue.popleft()
-                self.tasks[task](runtime, *args)
+                try:
+                    self.tasks[task](runtime, *args)
+                except Deferred as deferred:
+                    log.info("%s deferred: %s", task, deferred)
+                    continue
                 ran += 1
                 if after_each is not None:
                     after_each(task)
@@ -109,6 +127,8 @@ class InlineDispatcher:
                     counts[name] += 1
                 if after_each is not None:
                     after_each(task)
+            except Deferred as deferred:
+                log.info("%s deferred: %s", task, deferred)
             except BaseException as error:
                 with self._changed:
                     self._failure = self._failure or error

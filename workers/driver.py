@@ -5,7 +5,9 @@ whether anything is still missing (a generation a crash interrupted, say) and th
 Distributed: the caller only watches. The run's counters say how far it got; when they stop
 moving for `stall_seconds` while work is left (a broker restarted and lost its queue, a worker was
 killed and its message waits out the visibility timeout), the missing work is sent again.
-Sending work twice is harmless: every task skips what is done.
+Sending work twice is harmless: every task skips what is done. After `max_stalls` resends in a
+row with no progress and no task holding a batch (no worker is taking the work), the run is
+marked failed with the reason, instead of being watched forever; `curation runs resume` revives it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from curation.db.session import Database
+from curation.repositories.runs import fail_run
 from workers.dispatch import Dispatcher, InlineDispatcher
 from workers.queues import Queue
 from workers.runtime import Runtime, TeacherFactory
@@ -67,11 +70,13 @@ def wait_distributed(
     poll_seconds: float = 1.0,
     stall_seconds: float = 60.0,
     timeout: float | None = None,
+    max_stalls: int = 5,
     on_progress: ProgressCallback | None = None,
 ) -> RunProgress:
     started = time.monotonic()
     last_change = started
     previous: tuple[int, int, int] | None = None
+    stalls = 0
     while True:
         current = progress_of(db, run_id)
         if on_progress:
@@ -81,10 +86,19 @@ def wait_distributed(
         now = time.monotonic()
         state = (current.generated, current.failed, current.labelled)
         if state != previous:
-            previous, last_change = state, now
+            previous, last_change, stalls = state, now, 0
         elif now - last_change >= stall_seconds:
-            resume_run(db, dispatcher, run_id)  # messages may be lost: send what is missing again
+            report = resume_run(db, dispatcher, run_id)  # messages may be lost: send what is missing again
             last_change = now
+            stalls = 0 if report.leased else stalls + 1  # a live lease: a worker is on it, only slowly
+            if stalls >= max_stalls:
+                reason = (
+                    f"no progress in {stalls} x {stall_seconds:.0f} s with work left and resent each time: "
+                    "are workers consuming the generation, execution and verification queues?"
+                )
+                with db.transaction() as session:
+                    fail_run(session, run_id, reason)
+                continue
         if timeout is not None and now - started >= timeout:
             return current
         time.sleep(poll_seconds)

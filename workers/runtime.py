@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from curation.db.session import Database
 from curation.errors import NotFoundError
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
     from workers.sandbox import Sandbox
     from workers.teachers.base import Teacher
 
-TeacherFactory = Callable[[LanguageModel], "Teacher"]
+TeacherFactory = Callable[[LanguageModel, "dict[str, Any] | None"], "Teacher"]
+"""Builds a teacher from its model row and a run's connection options (see teachers/registry.py)."""
 
 
 class Runtime:
@@ -36,7 +39,7 @@ class Runtime:
         self._teacher_factory = teacher_factory
         self._sandbox_in_flight = sandbox_in_flight
         self._sandboxes: dict[int, Sandbox] = {}
-        self._teachers: dict[int, Teacher] = {}
+        self._teachers: dict[tuple[int, bytes], Teacher] = {}
         self._lock = threading.Lock()
 
     def sandbox(self) -> Sandbox:
@@ -45,27 +48,33 @@ class Runtime:
         thread = threading.get_ident()
         with self._lock:
             if thread not in self._sandboxes:
+                from curation.settings import get_settings
                 from workers.sandbox import Sandbox
 
-                self._sandboxes[thread] = Sandbox(in_flight=self._sandbox_in_flight)
+                self._sandboxes[thread] = Sandbox(
+                    in_flight=self._sandbox_in_flight, landlock=get_settings().sandbox_landlock
+                )
             return self._sandboxes[thread]
 
-    def teacher(self, model_id: int) -> Teacher:
-        """One teacher per model per process: a local model is loaded once, not once per task."""
+    def teacher(self, model_id: int, options: dict[str, Any] | None = None) -> Teacher:
+        """One teacher per model and connection options per process: a local model is loaded once,
+        not once per task, and two runs of one model at different addresses each reach their own."""
+        key = (model_id, orjson.dumps(options, option=orjson.OPT_SORT_KEYS))
         with self._lock:
-            if model_id in self._teachers:
-                return self._teachers[model_id]
+            if key in self._teachers:
+                return self._teachers[key]
             with self.db.read() as session:
                 model = session.get(LanguageModel, model_id)
                 if model is None:
                     raise NotFoundError(f"model {model_id} does not exist")
             if self._teacher_factory is not None:
-                self._teachers[model_id] = self._teacher_factory(model)
+                teacher = self._teacher_factory(model, options)
             else:
                 from workers.teachers.registry import build_teacher
 
-                self._teachers[model_id] = build_teacher(model)
-        return self._teachers[model_id]
+                teacher = build_teacher(model, options)
+            self._teachers[key] = teacher
+            return teacher
 
     def close(self) -> None:
         for sandbox in self._sandboxes.values():

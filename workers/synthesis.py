@@ -6,7 +6,11 @@ keys exist and asks the teacher only for the others; every answer is written wit
 a second of arriving (in small batches, one short transaction each), so a crash loses at most the
 calls still in flight. Zero-shot-CoT's first stage is stored before its second stage is asked for.
 A re-delivered or resumed task therefore never repeats a stored call, and a retried failure
-replaces only the failure.
+replaces only the failure (for zero-shot-CoT, only the failed stage).
+
+Concurrent duplicates (a message redelivered while its first delivery still runs, a resume sent
+then) are kept apart by batch leases: a generation task claims its batch before asking the
+teacher, and a second task for the same batch waits until the claim is released or runs out.
 
 Follow-up work (execute, verify) is sent only after the transaction that created it commits. If a
 message is lost anyway (a broker restart without persistence, a worker killed between commit and
@@ -16,10 +20,12 @@ the queue, says what is left to do.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select
@@ -28,6 +34,7 @@ from sqlalchemy.orm import Session
 from curation.answers.verdict import VERIFIER_VERSION
 from curation.db.base import utc_now
 from curation.db.session import Database, after_commit
+from curation.db.text import storable
 from curation.errors import CurationError, NotFoundError
 from curation.models import (
     GenerationStatus,
@@ -41,17 +48,22 @@ from curation.models import (
     Task,
 )
 from curation.rationales import kind_for, rationale_body
+from curation.repositories import leases as lease_repo
 from curation.repositories import models as model_repo
 from curation.repositories import problems as problem_repo
 from curation.repositories import runs as run_repo
 from curation.repositories import verification as verification_repo
-from curation.templates import CompiledTemplate, ProblemView, Prompt, resolve_template
+from curation.settings import get_settings
+from curation.templates import CompiledTemplate, ProblemView, Prompt, default_stop, resolve_template
+from workers.batch_lease import Lease, batch_key, known_dead
 from workers.sandbox import Limits
 from workers.teachers.base import GenerationRequest, GenerationResult, SamplingParams
 
 if TYPE_CHECKING:
     from workers.dispatch import Dispatcher
     from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 GENERATE, EXECUTE, VERIFY = "curation.generate", "curation.execute", "curation.verify"
 DEFAULT_BATCH = 64
@@ -64,7 +76,8 @@ ANSWER_STAGE = {"temperature": 0.0, "max_tokens": 32}
 @dataclass(frozen=True)
 class TeacherSpec:
     """How to reach a teacher: backend ("embedded", "openai", "transformers") and model name or path;
-    `parameters` holds the connection options (base_url, api, api_key_env, concurrency, ...)."""
+    `parameters` holds the connection options (base_url, api, api_key_env, concurrency, ...), which
+    are stored with the run, not the model."""
 
     backend: str
     name: str
@@ -82,7 +95,7 @@ class RunSpec:
     temperature: float = 0.0
     top_p: float | None = None
     max_tokens: int | None = 256
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] | None = None  # None: the template style's default (templates.default_stop)
     seed: int | None = None
     limit: int | None = None
     offset: int = 0
@@ -101,11 +114,10 @@ def create_run(session: Session, spec: RunSpec) -> SynthesisRun:
     if "api_key" in spec.teacher.parameters:
         raise CurationError("never pass an API key itself: name the environment variable that holds it (api_key_env)")
     teacher = model_repo.ensure_model(
-        session, role=ModelRole.teacher, backend=spec.teacher.backend, name=spec.teacher.name,
-        parameters=spec.teacher.parameters or None,
-    )  # fmt: skip
+        session, role=ModelRole.teacher, backend=spec.teacher.backend, name=spec.teacher.name
+    )
     template = resolve_template(session, spec.template, spec.template_version)
-    total = run_repo.count_run_problems(session, task.id, spec.split, spec.offset, spec.limit)
+    total, newest = run_repo.select_run_problems(session, task.id, spec.split, spec.offset, spec.limit)
     if total == 0:
         raise CurationError(
             f"no problems to generate for: {spec.task}" + (f" split {spec.split}" if spec.split else "")
@@ -116,14 +128,15 @@ def create_run(session: Session, spec: RunSpec) -> SynthesisRun:
         template_id=template.id,
         task_id=task.id,
         split=spec.split,
-        selection={"offset": spec.offset, "limit": spec.limit},
+        selection={"offset": spec.offset, "limit": spec.limit, "max_problem_id": newest},
         samples_per_problem=spec.samples,
         temperature=spec.temperature,
         top_p=spec.top_p,
         max_tokens=spec.max_tokens,
         seed=spec.seed,
         params={
-            "stop": list(spec.stop),
+            "teacher": dict(spec.teacher.parameters),
+            "stop": list(spec.stop if spec.stop is not None else default_stop(template.style)),
             "batch_size": spec.batch_size,
             "limits": spec.limits.as_dict(),
             "verifier_version": spec.verifier_version,
@@ -161,45 +174,63 @@ class ResumeReport:
     generate: int = 0
     execute: int = 0
     verify: int = 0
+    leased: int = 0  # batches another task is generating now, left to it
 
 
 def resume_run(db: Database, dispatcher: Dispatcher, run_id: int, *, retry_failed: bool = False) -> ResumeReport:
     """Send again whatever work the database says the run still needs. Safe at any time: every
-    task skips what is done, so work sent twice is done once."""
+    task skips what is done, so work sent twice is done once.
+
+    A completed or cancelled run is left alone unless `retry_failed` (a completed run's failed
+    samples are then asked again). The scan reads; only the short status update at the end writes.
+    """
     report = ResumeReport()
-    with db.transaction() as session:
+    sends: list[tuple[str, tuple[Any, ...]]] = []
+    with db.read() as session:
         run = run_repo.get_run(session, run_id)
-        context = _context(session, run)
-        if run.status in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled) and not retry_failed:
+        if run.status in (RunStatus.completed, RunStatus.cancelled) and not retry_failed:
             return report
-        run.status = RunStatus.running
-        run.finished_at = None
-        run_repo.refresh_counters(session, run_id, context.verifier_version)
-        problem_ids = run_repo.run_problem_ids(session, run)
+        context = _context(session, run)
         limits_hash = context.limits.digest()
-        for batch in _batches(problem_ids, context.batch_size):
+        live = lease_repo.live_batches(session, run_id)
+        for batch in _batches(run_repo.run_problem_ids(session, run), context.batch_size):
+            holder = live.get(batch_key(batch))
+            if holder is not None and not known_dead(holder):
+                report.leased += 1
+                continue
             stored = run_repo.generations_for(session, run_id, batch, two_stage=context.template.two_stage)
             missing = any(
                 (pid, s) not in stored
                 or (not stored[(pid, s)].complete and stored[(pid, s)].status is GenerationStatus.ok)
                 or (retry_failed and stored[(pid, s)].status is GenerationStatus.failed)
                 for pid in batch
-                for s in range(run.samples_per_problem)
+                for s in range(context.samples)
             )
             if missing:
                 report.generate += 1
-                after_commit(session, partial(dispatcher.send, GENERATE, run_id, batch, retry_failed))
+                sends.append((GENERATE, (run_id, batch, retry_failed)))
                 continue
             unexecuted, unlabelled = verification_repo.unfinished_rationales(
                 session, run_id, batch, limits_hash=limits_hash, verifier_version=context.verifier_version
             )
             if unexecuted:
                 report.execute += 1
-                after_commit(session, partial(dispatcher.send, EXECUTE, run_id, unexecuted))
+                sends.append((EXECUTE, (run_id, unexecuted)))
             ready = sorted(set(unlabelled) - set(unexecuted))
             if ready:
                 report.verify += 1
-                after_commit(session, partial(dispatcher.send, VERIFY, run_id, ready))
+                sends.append((VERIFY, (run_id, ready)))
+    with db.transaction() as session:
+        run = run_repo.get_run(session, run_id)
+        if run.status is RunStatus.cancelled and not retry_failed:
+            return ResumeReport()  # cancelled while we looked
+        run.status = RunStatus.running
+        run.finished_at = None
+        run.error = None
+        run_repo.refresh_counters(session, run_id, context.verifier_version, two_stage=context.template.two_stage)
+        for task, args in sends:
+            after_commit(session, partial(dispatcher.send, task, *args))
+        session.flush()
         run_repo.complete_if_done(session, run_id)
     return report
 
@@ -218,6 +249,7 @@ class _RunContext:
     batch_size: int
     limits: Limits
     verifier_version: str
+    teacher_options: dict[str, Any] | None  # None: runs made before options moved to the run
 
 
 def _context(session: Session, run: SynthesisRun) -> _RunContext:
@@ -241,6 +273,7 @@ def _context(session: Session, run: SynthesisRun) -> _RunContext:
         batch_size=int(params.get("batch_size", DEFAULT_BATCH)),
         limits=Limits.from_dict(params["limits"]) if params.get("limits") else Limits(),
         verifier_version=str(params.get("verifier_version", VERIFIER_VERSION)),
+        teacher_options=params.get("teacher"),
     )
 
 
@@ -253,51 +286,117 @@ def _problem_views(session: Session, problem_ids: Sequence[int]) -> dict[int, Pr
     return {pid: ProblemView(q, choices, task, answer_type) for pid, q, choices, task, answer_type in rows}
 
 
-class _Sink:
-    """Stores results as they arrive: every FLUSH_SIZE results or FLUSH_SECONDS, one transaction
-    writes the generations (and their rationales, when complete), moves the run's counters, and
-    after the commit sends the new rationales on to execution or verification."""
+def _share(total: int | None, parts: int, position: int) -> int | None:
+    """One call's token count split among the samples it produced, so that the samples sum to it."""
+    if total is None:
+        return None
+    return total // parts + (1 if position < total % parts else 0)
 
-    def __init__(self, db: Database, dispatcher: Dispatcher, context: _RunContext, retry_failed: bool) -> None:
+
+class _Sink:
+    """Stores results as they arrive: every FLUSH_SIZE results, and every FLUSH_SECONDS from a
+    background thread (a result is never left waiting for the next one to arrive), one transaction
+    writes the generations (and their rationales, when complete), moves the run's counters, and
+    after the commit sends the new rationales on to execution or verification. The same thread
+    renews the task's lease on its batch.
+
+    Used as a context manager: on the way out, whatever is still buffered is stored, even when the
+    task is failing (those answers were paid for).
+    """
+
+    def __init__(
+        self, db: Database, dispatcher: Dispatcher, context: _RunContext, retry_failed: bool, lease: Lease
+    ) -> None:
         self.db, self.dispatcher, self.context, self.retry_failed = db, dispatcher, context, retry_failed
+        self.lease = lease
         self.first_stage: list[tuple[Any, ...]] = []
         self.answer_stage: list[tuple[int, GenerationResult]] = []
-        self.last_flush = time.monotonic()
         self.stored = 0
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush at a time, in arrival order
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._background, name=f"sink-run-{context.run_id}", daemon=True)
+
+    def __enter__(self) -> _Sink:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        self._thread.join()
+        try:
+            self.flush()
+        except Exception:
+            if error is None:
+                raise
+            log.exception("run %s: could not store buffered results while failing", self.context.run_id)
+
+    def _background(self) -> None:
+        while not self._stopping.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+                self.lease.renew_if_due()
+            except BaseException as failure:  # reported to the task's thread at its next result
+                self._failure = failure
+                return
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self.lease.lost:
+            raise self.lease.lost_error()
 
     def add_first_stage(self, problem_id: int, prompt: Prompt, result: GenerationResult) -> None:
         samples = result.request.samples
+        rows = []
         for position, sample in enumerate(samples):
             completion = result.completions[position] if position < len(result.completions) else None
-            share = len(samples)  # one call's usage, shared among the samples it produced
-            self.first_stage.append((
+            rows.append((
                 self.context.run_id, problem_id, sample,
                 GenerationStatus.ok.value if completion else GenerationStatus.failed.value,
                 prompt.digest,
-                completion.text if completion else None,
+                storable(completion.text) if completion else None,
                 completion.finish_reason if completion else None,
-                result.prompt_tokens,
-                result.completion_tokens // share if result.completion_tokens else None,
+                _share(result.prompt_tokens, len(samples), position),
+                _share(result.completion_tokens, len(samples), position),
                 result.latency_ms,
                 result.attempts,
-                None if completion else (result.error or "no completion returned"),
+                None if completion else storable(result.error or "no completion returned"),
             ))  # fmt: skip
-        self._maybe_flush()
+        with self._buffer_lock:
+            self.first_stage.extend(rows)
+            full = len(self.first_stage) + len(self.answer_stage) >= FLUSH_SIZE
+        self._check()
+        if full:
+            self.flush()
 
     def add_answer_stage(self, generation_id: int, result: GenerationResult) -> None:
-        self.answer_stage.append((generation_id, result))
-        self._maybe_flush()
-
-    def _maybe_flush(self) -> None:
-        pending = len(self.first_stage) + len(self.answer_stage)
-        if pending >= FLUSH_SIZE or (pending and time.monotonic() - self.last_flush >= FLUSH_SECONDS):
+        with self._buffer_lock:
+            self.answer_stage.append((generation_id, result))
+            full = len(self.first_stage) + len(self.answer_stage) >= FLUSH_SIZE
+        self._check()
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        if not self.first_stage and not self.answer_stage:
-            return
-        first, answers = self.first_stage, self.answer_stage
-        self.first_stage, self.answer_stage = [], []
+        with self._flush_lock:
+            with self._buffer_lock:
+                first, answers = self.first_stage, self.answer_stage
+                self.first_stage, self.answer_stage = [], []
+            if not first and not answers:
+                return
+            try:
+                self._write(first, answers)
+            except BaseException:
+                with self._buffer_lock:  # kept for the next attempt (the final flush at the latest)
+                    self.first_stage[:0], self.answer_stage[:0] = first, answers
+                raise
+            self.stored += len(first) + len(answers)
+
+    def _write(self, first: list[tuple[Any, ...]], answers: list[tuple[int, GenerationResult]]) -> None:
         context = self.context
         two_stage = context.template.two_stage
         with self.db.transaction() as session:
@@ -306,7 +405,10 @@ class _Sink:
             if first:
                 status_of = {(row[1], row[2]): row[3] for row in first}
                 ours = run_repo.store_generations(session, first)
-                replaced = run_repo.replace_failed_generations(session, first) if self.retry_failed else set()
+                replaced: set[tuple[int, int]] = set()
+                if self.retry_failed:  # only keys stored before: a row just inserted is not a retry
+                    retried = [row for row in first if (row[1], row[2]) not in ours]
+                    replaced = run_repo.replace_failed_generations(session, retried) if retried else set()
                 for key in ours | replaced:
                     ok = status_of[key] == GenerationStatus.ok.value
                     if key in replaced:  # it was counted as failed before
@@ -318,11 +420,13 @@ class _Sink:
             for generation_id, result in answers:
                 key = cast(tuple[int, int], result.request.key)
                 if result.failed or not result.completions:
-                    if run_repo.fail_answer_stage(session, generation_id, result.error or "no completion returned"):
+                    error = storable(result.error or "no completion returned")
+                    if run_repo.fail_answer_stage(session, generation_id, error):
                         failed += 1
                 elif run_repo.store_answer_stage(
-                    session, generation_id, result.completions[0].text, result.prompt_tokens, result.completion_tokens
-                ):
+                    session, generation_id, storable(result.completions[0].text), result.prompt_tokens,
+                    result.completion_tokens,
+                ):  # fmt: skip
                     finished.append(key)
             ids: list[int] = []
             if finished:
@@ -341,20 +445,56 @@ class _Sink:
             if ids:
                 task = EXECUTE if context.kind is RationaleKind.program else VERIFY
                 after_commit(session, lambda: self.dispatcher.send(task, context.run_id, ids))
-        self.stored += len(first) + len(answers)
-        self.last_flush = time.monotonic()
+
+
+def _ask(
+    runtime: Runtime, context: _RunContext, requests: list[GenerationRequest], params: SamplingParams
+) -> Iterator[GenerationResult]:
+    """The teacher's results as they arrive; leaving the loop early (an error) cancels the rest."""
+    results = runtime.teacher(context.teacher_id, context.teacher_options).generate(requests, params)
+    try:
+        yield from results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def generate_batch(runtime: Runtime, run_id: int, problem_ids: Sequence[int], retry_failed: bool = False) -> int:
-    """The generation task: fill in the missing samples of these problems; how many calls it stored."""
+    """The generation task: fill in the missing samples of these problems; how many calls it stored.
+
+    Raises BatchLeased (a Deferred) when another task is generating this batch right now.
+    """
     db = runtime.db
     with db.read() as session:
         run = run_repo.get_run(session, run_id)
         if run.status is RunStatus.cancelled:
             return 0
         context = _context(session, run)
+    lease = Lease(db, run_id, problem_ids, get_settings().lease_seconds)
+    lease.acquire()
+    try:
+        stored = _generate(runtime, context, problem_ids, retry_failed, lease)
+    finally:
+        lease.release()
+    if stored == 0:
+        # Nothing was missing: this is a re-delivery or a resume. Send on whatever follow-up work
+        # of these problems is unfinished, in case the messages for it were lost.
+        _resend_followups(db, runtime.dispatcher, context, problem_ids)
+    return stored
+
+
+def _generate(
+    runtime: Runtime, context: _RunContext, problem_ids: Sequence[int], retry_failed: bool, lease: Lease
+) -> int:
+    db, run_id, two_stage = runtime.db, context.run_id, context.template.two_stage
+    if retry_failed and two_stage:
+        with db.transaction() as session:
+            revived = run_repo.revive_answer_stage(session, run_id, problem_ids)
+            run_repo.add_to_counters(session, run_id, failed=-revived)
+    with db.read() as session:  # read after the claim: whatever an earlier holder stored is seen
         problems = _problem_views(session, problem_ids)
-        stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=context.template.two_stage)
+        stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=two_stage)
     first_stage: list[GenerationRequest] = []
     prompts: dict[int, Prompt] = {}
     for pid in problem_ids:
@@ -366,32 +506,26 @@ def generate_batch(runtime: Runtime, run_id: int, problem_ids: Sequence[int], re
         if wanted and pid in problems:
             prompts[pid] = context.template.render(problems[pid])
             first_stage.append(GenerationRequest(key=pid, prompt=prompts[pid], samples=wanted))
-    sink = _Sink(db, runtime.dispatcher, context, retry_failed)
-    if first_stage:
-        teacher = runtime.teacher(context.teacher_id)
-        for result in teacher.generate(first_stage, context.sampling):
-            sink.add_first_stage(int(result.request.key), prompts[int(result.request.key)], result)  # type: ignore[call-overload]
-        sink.flush()
-    if context.template.two_stage:
-        with db.read() as session:
-            stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=True)
-        second_stage = []
-        for (pid, sample), generation in sorted(stored.items()):
-            if generation.status is GenerationStatus.ok and not generation.complete and generation.output is not None:
-                first_prompt = prompts.get(pid) or context.template.render(problems[pid])
-                prompt = context.template.render_answer_stage(problems[pid], first_prompt, generation.output)
-                second_stage.append((generation.generation_id, GenerationRequest((pid, sample), prompt, (0,))))
-        if second_stage:
-            teacher = runtime.teacher(context.teacher_id)
-            by_key = {request.key: gid for gid, request in second_stage}
-            answer_params = SamplingParams(stop=context.sampling.stop, **ANSWER_STAGE)  # type: ignore[arg-type]
-            for result in teacher.generate([r for _, r in second_stage], answer_params):
-                sink.add_answer_stage(by_key[result.request.key], result)
-            sink.flush()
-    if sink.stored == 0:
-        # Nothing was missing: this is a re-delivery or a resume. Send on whatever follow-up work
-        # of these problems is unfinished, in case the messages for it were lost.
-        _resend_followups(db, runtime.dispatcher, context, problem_ids)
+    with _Sink(db, runtime.dispatcher, context, retry_failed, lease) as sink:
+        for result in _ask(runtime, context, first_stage, context.sampling) if first_stage else ():
+            pid = cast(int, result.request.key)
+            sink.add_first_stage(pid, prompts[pid], result)
+        if two_stage:
+            sink.flush()  # the second stage reads what the first stored
+            with db.read() as session:
+                stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=True)
+            second_stage = []
+            for (pid, sample), generation in sorted(stored.items()):
+                waiting = generation.status is GenerationStatus.ok and not generation.complete
+                if waiting and generation.output is not None:
+                    first_prompt = prompts.get(pid) or context.template.render(problems[pid])
+                    prompt = context.template.render_answer_stage(problems[pid], first_prompt, generation.output)
+                    second_stage.append((generation.generation_id, GenerationRequest((pid, sample), prompt, (0,))))
+            if second_stage:
+                by_key = {request.key: gid for gid, request in second_stage}
+                answer_params = SamplingParams(stop=context.sampling.stop, **ANSWER_STAGE)  # type: ignore[arg-type]
+                for result in _ask(runtime, context, [r for _, r in second_stage], answer_params):
+                    sink.add_answer_stage(by_key[result.request.key], result)
     return sink.stored
 
 

@@ -17,4 +17,3 @@ ROUTES: dict[str, str] = {
     EXECUTE: Queue.execution.value,
     VERIFY: Queue.verification.value,
 }
-QUEUE_OF_TASK = ROUTES

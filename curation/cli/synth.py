@@ -95,7 +95,10 @@ def synth(
     temperature: Annotated[float, typer.Option("--temperature", "-T")] = 0.0,
     top_p: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per completion.")] = 256,
-    stop: Annotated[list[str] | None, typer.Option(help="Stop sequence; repeatable.")] = None,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(help="Stop sequence; repeatable (default: the next exemplar's opening for few-shot templates)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (sample i uses seed + i).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many problems.")] = None,
     offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,
@@ -125,7 +128,7 @@ def synth(
     spec = RunSpec(
         task=task, teacher=parse_teacher(teacher, base_url, api, api_key_env, concurrency, request_timeout),
         template=template, template_version=template_version, split=split, samples=samples,
-        temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed,
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop) if stop else None, seed=seed,
         limit=limit, offset=offset, name=name, batch_size=batch_size, limits=Limits(wall_seconds=timeout),
     )  # fmt: skip
     db = database()
@@ -161,6 +164,12 @@ def _drive(
         else:
             final = run_embedded(db, run_id, on_progress=display.update, retry_failed=retry_failed)
     _summary(run_id)
+    if final.status.value == "failed":
+        from curation.repositories.runs import get_run
+
+        with db.read() as session:
+            error = get_run(session, run_id).error
+        raise CurationError(f"run {run_id} failed: {error}; `curation runs resume {run_id}` continues it")
     if not final.done:
         raise CurationError(
             f"run {run_id} is not finished ({final.status}); `curation runs resume {run_id}` continues it"

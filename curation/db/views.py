@@ -1,8 +1,10 @@
 """The SQL views over rationale quality, as frozen, versioned definitions.
 
-Migrations create and drop views from here: `V1` is what revision 0001 created. A definition is
-never edited once released; changing a view means adding `V2` (with the views that changed) and a
-migration that replaces them, so that every revision keeps rebuilding exactly what it built.
+Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
+revision 0004 replaced. A definition is never edited once released; changing a view means adding
+a version (with the views that changed) and a migration that replaces them, so that every revision
+keeps rebuilding exactly what it built. `CURRENT` is the set at the head revision, for migrations
+that must drop and recreate every view around a SQLite table rebuild.
 See docs/sql.md for what each view holds.
 """
 
@@ -201,6 +203,48 @@ LEFT JOIN current_execution ce ON ce.rationale_id = child.id
 WHERE child.origin = 'refinement'""",
     ),
 ]
+
+
+def _run_quality(executed_ok: str, joins: str) -> str:
+    return f"""
+SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
+       m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
+       r.samples_per_problem, r.temperature, r.status,
+       COUNT(g.id) AS generations,
+       SUM(CASE WHEN g.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+       COUNT(ra.id) AS rationales,
+       COUNT(cl.label_id) AS labelled,
+       SUM(CASE WHEN cl.verdict IN ('correct', 'incorrect', 'error') THEN 1 ELSE 0 END) AS parsed,
+       {executed_ok} AS executed_ok,
+       {_CORRECT} AS correct,
+       {_ratio(_CORRECT, "COUNT(g.id)")} AS pass_rate
+FROM synthesis_run r
+JOIN task t ON t.id = r.task_id
+JOIN model m ON m.id = r.teacher_id
+JOIN prompt_template pt ON pt.id = r.template_id
+LEFT JOIN generation g ON g.synthesis_run_id = r.id
+LEFT JOIN rationale ra ON ra.generation_id = g.id
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+{joins}
+GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
+         r.samples_per_problem, r.temperature, r.status"""
+
+
+V2: list[tuple[str, str]] = [
+    (
+        # executed_ok now counts the execution the current label was made from. V1 counted each
+        # program's latest execution, which under new sandbox limits (a new execution, labelled by a
+        # later verifier run) could disagree with the verdicts counted beside it.
+        "run_quality",
+        _run_quality(
+            "SUM(CASE WHEN le.status = 'ok' THEN 1 ELSE 0 END)",
+            "LEFT JOIN execution le ON le.id = cl.execution_id",
+        ),
+    ),
+    ("quality", dict(V1)["quality"]),  # unchanged, but it reads run_quality, so it is rebuilt with it
+]
+
+CURRENT: list[tuple[str, str]] = [(name, dict(V2).get(name, body)) for name, body in V1]
 
 
 def create_views(op: Any, views: list[tuple[str, str]]) -> None:

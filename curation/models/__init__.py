@@ -1,5 +1,6 @@
 """The tables of the system of record. Importing this package registers all of them on Base.metadata."""
 
+from curation.models.batch_lease import BatchLease
 from curation.models.evaluation import Evaluation
 from curation.models.execution import Execution, ExecutionStatus
 from curation.models.generation import Generation, GenerationStatus
@@ -15,6 +16,7 @@ from curation.models.training_run import TrainingRun, TrainingStatus
 
 __all__ = [
     "AnswerType",
+    "BatchLease",
     "Evaluation",
     "Execution",
     "ExecutionStatus",

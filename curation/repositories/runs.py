@@ -54,24 +54,33 @@ def insert_generations(session: Session, rows: Sequence[dict[str, Any]]) -> int:
 # --- What a run still needs -------------------------------------------------------------------------
 
 
+def _problems_of(task_id: int, split: str | None) -> Any:
+    query = select(Problem.id).where(Problem.task_id == task_id)
+    return query.where(Problem.split == split) if split is not None else query
+
+
 def run_problem_ids(session: Session, run: SynthesisRun) -> list[int]:
-    """The run's problems in id order: its task (and split), from its offset, at most its limit."""
+    """The run's problems in id order: its task (and split), from its offset, at most its limit,
+    among the problems that existed when the run was created (problems ingested later do not
+    shift a run's batches)."""
     selection = run.selection or {}
-    query = select(Problem.id).where(Problem.task_id == run.task_id).order_by(Problem.id)
-    if run.split is not None:
-        query = query.where(Problem.split == run.split)
+    query = _problems_of(run.task_id, run.split).order_by(Problem.id)
+    if selection.get("max_problem_id") is not None:
+        query = query.where(Problem.id <= int(selection["max_problem_id"]))
     query = query.offset(int(selection.get("offset") or 0))
     if selection.get("limit") is not None:
         query = query.limit(int(selection["limit"]))
     return list(session.execute(query).scalars())
 
 
-def count_run_problems(session: Session, task_id: int, split: str | None, offset: int, limit: int | None) -> int:
-    query = select(func.count(Problem.id)).where(Problem.task_id == task_id)
-    if split is not None:
-        query = query.where(Problem.split == split)
-    available = max(0, int(session.execute(query).scalar_one()) - offset)
-    return min(available, limit) if limit is not None else available
+def select_run_problems(
+    session: Session, task_id: int, split: str | None, offset: int, limit: int | None
+) -> tuple[int, int | None]:
+    """For a new run: how many problems it covers, and the newest problem id it may include."""
+    counted = _problems_of(task_id, split).subquery()
+    count, newest = session.execute(select(func.count(), func.max(counted.c.id)).select_from(counted)).one()
+    available = max(0, int(count) - offset)
+    return (min(available, limit) if limit is not None else available), newest
 
 
 @dataclass(frozen=True)
@@ -225,12 +234,43 @@ def complete_if_done(session: Session, run_id: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def refresh_counters(session: Session, run_id: int, verifier_version: str) -> None:
-    """Recount a run's counters from the tables (after a crash, or work done outside the pipeline)."""
-    done = session.execute(
-        select(func.count(Generation.id)).where(
-            Generation.synthesis_run_id == run_id, Generation.status == GenerationStatus.ok
+def revive_answer_stage(session: Session, run_id: int, problem_ids: Sequence[int]) -> int:
+    """Two-stage retries: a sample whose second stage failed keeps its paid-for first stage, and
+    goes back to waiting for the second; how many did (they no longer count as failed)."""
+    result = session.execute(
+        update(Generation)
+        .where(
+            Generation.synthesis_run_id == run_id,
+            Generation.problem_id.in_(list(problem_ids)),
+            Generation.status == GenerationStatus.failed,
+            Generation.output.is_not(None),
+            Generation.answer_output.is_(None),
         )
+        .values(status=GenerationStatus.ok, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_run(session: Session, run_id: int, error: str) -> None:
+    session.execute(
+        update(SynthesisRun)
+        .where(SynthesisRun.id == run_id, SynthesisRun.status == RunStatus.running)
+        .values(status=RunStatus.failed, error=error[:2000], finished_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def refresh_counters(session: Session, run_id: int, verifier_version: str, *, two_stage: bool) -> None:
+    """Recount a run's counters from the tables (after a crash, or work done outside the pipeline).
+
+    A two-stage sample counts as done once its second stage is stored, as the tasks count it.
+    """
+    done_condition = Generation.status == GenerationStatus.ok
+    if two_stage:
+        done_condition = done_condition & Generation.answer_output.is_not(None)
+    done = session.execute(
+        select(func.count(Generation.id)).where(Generation.synthesis_run_id == run_id, done_condition)
     ).scalar_one()
     failed = session.execute(
         select(func.count(Generation.id)).where(

@@ -179,8 +179,11 @@ class OpenAICompatibleTeacher:
         remaining = list(request.samples)
         try:
             if len(remaining) > 1 and self._honours_n is not False:
+                # Seeded by the first sample asked for, as each single request is by its own: a
+                # resume asking for samples 2-3 does not get the answers samples 0-1 got.
+                seed = params.seed + remaining[0] if params.seed is not None else None
                 choices, usage, tries = await self._call(
-                    client, semaphore, request, params, n=len(remaining), seed=params.seed
+                    client, semaphore, request, params, n=len(remaining), seed=seed
                 )
                 attempts += tries
                 completions.extend(choices[: len(remaining)])

@@ -1,7 +1,10 @@
-"""Building a teacher from its row in the `model` table.
+"""Building a teacher from its row in the `model` table and a run's connection options.
 
-The row says how to reach the teacher, never how to authenticate: an API key is named by the
-environment variable that holds it (`api_key_env`), so no secret is ever written to the database.
+The model row says which model it is (backend, name, revision); how to reach it (base_url,
+concurrency, timeouts, device) belongs to each run, in `synthesis_run.params["teacher"]`: the same
+model served at two addresses is one model with two runs' worth of options. Never how to
+authenticate: an API key is named by the environment variable that holds it (`api_key_env`), so
+no secret is ever written to the database.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ _HTTP_OPTIONS = {
 _LOCAL_OPTIONS = {"device", "batch_size", "chat", "dtype"}
 
 
-def build_teacher(model: LanguageModel) -> Teacher:
-    parameters: dict[str, Any] = dict(model.parameters or {})
+def build_teacher(model: LanguageModel, options: dict[str, Any] | None = None) -> Teacher:
+    """options: the run's connection options; None falls back to those stored on the model row
+    (where runs created before they moved to the run kept them)."""
+    parameters: dict[str, Any] = dict(options if options is not None else (model.parameters or {}))
     if model.backend == OPENAI:
         from workers.teachers.openai_http import HttpTeacherConfig, OpenAICompatibleTeacher
 
