@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from curation.db.base import utc_now
+from curation.db.text import storable
 from curation.errors import CurationError, InputError, NotFoundError, SourceLocation
 from curation.ingestion.readers import RawRecord, read_jsonl
 from curation.ingestion.rows import question_fingerprint
@@ -82,7 +83,7 @@ def _outputs(record: RawRecord, fields: OutputFields) -> list[str]:
     outputs = value if isinstance(value, list) else [value]
     if not outputs or not all(isinstance(o, str) for o in outputs):
         raise InputError(record.location, f'"{fields.output}" should be text or a non-empty list of texts')
-    return outputs
+    return [storable(o) for o in outputs]  # published files are input like any other: no NUL
 
 
 def _find_prompt(path: Path, fields: OutputFields) -> str | None:
@@ -228,7 +229,7 @@ def _matched_records(
                 location=record.location,
                 problem_id=candidates[0][0],
                 outputs=_outputs(record, fields),
-                answer_output=answer_output if isinstance(answer_output, str) else None,
+                answer_output=storable(answer_output) if isinstance(answer_output, str) else None,
                 meta={k: v for k, v in record.data.items() if k not in used} or None,
             )
 

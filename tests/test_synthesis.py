@@ -371,3 +371,14 @@ def test_few_shot_program_output_is_cut_at_an_invented_next_question(db: Databas
     with db.read() as session:
         params = session.get(SynthesisRun, run_id).params  # type: ignore[union-attr]
     assert params is not None and params["stop"] == ["\nQuestion:", "\nQ:"]
+
+
+def test_teacher_text_a_database_cannot_hold_is_stored_readably(db: Database) -> None:
+    """PostgreSQL text refuses NUL; a teacher can emit one (and lone surrogates)."""
+    run_id = _setup(db, problems=2, samples=1)
+    teacher = ScriptedTeacher(lambda request, sample: "def solution():\n    return '4\x00\ud800'\n")
+    final = run_embedded(db, run_id, teacher_factory=_factory(teacher))
+    assert (final.status, final.generated) == (RunStatus.completed, 2)
+    with db.read() as session:
+        outputs = set(session.execute(select(Generation.output)).scalars())
+    assert outputs == {"def solution():\n    return '4\ufffd?'\n"}
