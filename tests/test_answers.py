@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -117,11 +119,30 @@ def test_free_text_needs_a_marker() -> None:
     [
         ("18", "18", N, True),
         ("18.000000000000004", "18", N, True),  # float noise from a program
+        ("0.30000000000000004", "0.3", N, True),  # 0.1 + 0.2
+        ("7.999999999999999", "8", N, True),
+        ("57383200000.00001", "57383200000", N, True),  # 57383200000 / 92 * 92: noise beyond 1e-6, within 1e-9
         ("17.6", "18", N, False),  # PaD's round() would accept this
+        ("1000001", "1000000", N, False),  # different integers never match, however large
+        ("1000000000001", "1000000000000", N, False),
+        ("123456789012345678", "123456789012345677", N, False),
+        ("999999.9999", "1000000", N, True),  # within 1e-9 of the gold answer
+        ("999999.99", "1000000", N, False),  # 1e-8 off: more than float noise
+        ("33.333333333", "33.33333333333333333333333333", N, True),  # 100/3 to nine places
+        ("33.333333", "33.33333333333333333333333333", N, True),  # six places: within 1e-6
+        ("33.33333", "33.33333333333333333333333333", N, False),
+        ("33.33", "33.33333333333333333333333333", N, False),
         ("0.33333", "0.3333333333333333", N, False),
         ("0.333333333333", "0.3333333333333333", N, True),
         ("1E+3", "1000", N, True),
         ("-0", "0", N, True),
+        ("1e999999999", "1", N, False),
+        ("NaN", "1", N, False),
+        ("sNaN", "1", N, False),
+        ("Infinity", "1", N, False),
+        ("1", "NaN", N, False),
+        ("0x1p3", "8", N, False),
+        ("eight", "8", N, False),
         ("C", "C", MC, True),
         ("B", "C", MC, False),
         ("yes", "yes", YN, True),
@@ -170,3 +191,111 @@ def test_verdicts() -> None:
     cot = judge_cot("5 + 5 = 10. The answer is 10.", "10", N)
     assert (cot.verdict, cot.answer, cot.details["rule"], cot.score) == (Verdict.correct, "10", "the-answer-is", 1.0)
     assert judge_cot("I am not sure.", "10", N).verdict is Verdict.unparseable
+
+
+HOSTILE = [
+    "1e999999999",
+    "-1e999999999",
+    "-" + "9" * 5000,
+    "9" * 5000,
+    "0." + "0" * 5000 + "1",
+    "9" * 5000 + "/7",
+    "7/" + "9" * 5000,
+    "NaN",
+    "sNaN",
+    "inf",
+    "-Infinity",
+    "1e-999999",
+    "1e9999999999999999999",
+    "0x1p3",
+    "0b101",
+    "1/0",
+    "0/0",
+    "10**10**10",
+    "2^1000000",
+    "1" + "0" * 200,
+    "1," * 3000 + "000",
+    "\x00",
+    "\ud800",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_model_output_never_raises(value: str) -> None:
+    """No model output can make extraction, matching or judging raise, and none passes for gold 8."""
+    texts = [
+        value,
+        f"The answer is {value}.",
+        f"So 3 + 5 = {value} --> {value} END",
+        f"Therefore, the answer is {value}",
+    ]
+    for text in texts:
+        for answer_type in AnswerType:
+            extraction = extract_cot_answer(text, answer_type, answer_output=value)
+            for gold in ("8", "0", "1"):  # "1,1,...,1,000" is rightly 1 for gold 1: only 8 is never right
+                judgement = judge_cot(text, gold, answer_type, answer_output=value)
+                assert judgement.verdict is not Verdict.correct or gold != "8", (text[:80], answer_type)
+                answers_match(extraction.answer, gold, answer_type)
+            answer_from_program_value(text, answer_type)
+            judge_program(ExecutionStatus.ok, text, "8", answer_type)
+        assert answers_match(value, "8", N) is False
+        assert answers_match("8", value, N) is False
+        assert judge_program(ExecutionStatus.ok, value, "8", N).verdict is Verdict.unparseable
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 1e999999999.", None),  # out of range: not read as "1"
+        ("The answer is 1e-999999.", None),
+        ("The answer is 0x1p3.", None),  # a hex float literal, not 0
+        ("The answer is 10**10**10.", None),  # a power, not 10
+        ("The answer is 2^10 = 1024.", "1024"),
+        ("The answer is 2 ** 10 = 1024.", "1024"),
+        ("The answer is 1/0, or rather 7.", "7"),
+        ("The answer is NaN, I think 3.", "3"),
+        ("The answer is 2.5e3 dollars.", "2500"),
+        ("The answer is " + "9" * 5000 + ", or 4.", "4"),
+        ("First 3, then 1e999999999", "3"),  # last-candidate: the absurd one is no candidate
+    ],
+)
+def test_numbers_that_are_not_answers(text: str, expected: str | None) -> None:
+    assert extract_cot_answer(text, N).answer == expected
+
+
+def test_random_hostile_outputs_never_raise() -> None:
+    """Random strings over the characters that matter to number parsing and the markers."""
+    rng = random.Random(1)
+    alphabet = ["0", "9", "1", ".", ",", "-", "+", "e", "E", "x", "/", "*", "^", "$", "%", " ", "\n", "(", ")"]
+    alphabet += ["A", "B", "yes", "no", "END", "-->", "The answer is", "NaN", "inf", "\x00", "\ud800", "9" * 400]
+    choices = [{"label": x, "text": t} for x, t in zip("ABCDE", ["1e999", "NaN", "0x1", "1/0", "9" * 50], strict=True)]
+    start = time.perf_counter()
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for answer_type in AnswerType:
+            extraction = extract_cot_answer(text, answer_type, choices=choices)
+            answers_match(extraction.answer, "8", answer_type)
+            answers_match(answer_from_program_value(text, answer_type, choices), "8", answer_type)
+        answers_match(text, "8", N)
+        answers_match("8", text, N)
+    assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer is" + " " * 200_000 + "x",  # was quadratic: re.sub(r"\s*END\s*$")
+        "-->" + "\n" * 200_000 + "x",
+        'The answer is "ab' + "." * 200_000 + "x",  # was quadratic: re.sub(r"[.\s]+$")
+        "1 " * 100_000,
+        "9" * 1_000_000,
+        "(" + " " * 200_000,
+    ],
+    ids=["spaces", "newlines", "dots", "many-numbers", "long-number", "open-paren"],
+)
+def test_long_degenerate_outputs_take_linear_time(text: str) -> None:
+    start = time.perf_counter()
+    for answer_type in AnswerType:
+        extract_cot_answer(text, answer_type)
+    assert time.perf_counter() - start < 5

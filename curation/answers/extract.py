@@ -11,7 +11,9 @@ The rules, tried in this order (the first that finds a marker decides where to l
 
 Within the text a marker points to, the *first* candidate counts, as in Fine-tune-CoT's
 evaluator. What a candidate is depends on the answer type: a number (``1,000``, ``-3.5``,
-``$18.00``, ``3/4``); an option letter (``(B)``, ``B)``, a lone ``B``) or, failing that, the text
+``$18.00``, ``3/4``, ``2.5e3``; not a hex literal such as ``0x1p3``, nor a number that is the base
+or exponent of a power such as ``2^10``, nor one out of range such as ``1e999999999``, see
+normalize.py); an option letter (``(B)``, ``B)``, a lone ``B``) or, failing that, the text
 of one of the options; yes or no; for free text, the first line with quotes and the final period
 removed.
 
@@ -24,19 +26,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from curation.answers.normalize import AnswerFormatError, canonical_decimal, parse_number
+from curation.answers.normalize import canonical_decimal, parse_number
 from curation.models.task import AnswerType
 
 _ARROW = re.compile(r"-->")
 _THEREFORE = re.compile(r"therefore,?\s+the\s+answer\s+is", re.IGNORECASE)
 _THE_ANSWER_IS = re.compile(r"the\s+(?:final\s+)?answer\s+is", re.IGNORECASE)
 _NUMBER = re.compile(
-    r"(?<![\w.])-?\$?\s?(?:\d+\s*/\s*\d+(?![\d.])|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)%?"
+    # Not inside a word or a decimal, and not the exponent of a power ("10**10**10", "2^10").
+    r"(?<![\w.])(?<!\*\*)(?<!\*\*\s)(?<!\^)(?<!\^\s)"
+    r"-?\$?\s?"
+    r"(?!0(?:[xX][0-9a-fA-F]|[bB][01]|[oO][0-7]))"  # 0x1p3 is a hex literal, not the number 0
+    # Atomic and possessive: when the lookahead below refuses a number, no shorter prefix of it
+    # ("2" of "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
+    r"(?>(?:\d++\s*+/\s*+\d++(?![\d.])|\d{1,3}(?:,\d{3})++(?:\.\d++)?|\d++(?:\.\d++)?|\.\d++)"
+    r"(?:[eE][-+]?\d++)?%?)"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
+    r"(?!\s*(?:\*\*|\^))"  # not the base of a power either
 )
 _PAREN_LETTER = re.compile(r"\(\s*([A-Za-z])\s*\)")
 _LETTER_PAREN = re.compile(r"(?<![A-Za-z])([A-Z])\)")
 _LONE_LETTER = re.compile(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_DOTS_AND_SPACE = re.compile(r"[.\s]*")
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,15 @@ def _after_last(pattern: re.Pattern[str], text: str) -> str | None:
 
 
 def _numbers(text: str) -> list[str]:
+    """Canonical numbers in `text`; what fails to parse (1/0, 1e999999999, ...) is not a candidate.
+
+    Never raises: the text is a model's output, and no output may stop a verification batch.
+    """
     found = []
     for match in _NUMBER.finditer(text):
         try:
             found.append(canonical_decimal(parse_number(match.group(0).replace(" ", ""))))
-        except AnswerFormatError:
+        except (ValueError, ArithmeticError):  # AnswerFormatError, decimal's errors, int digit limits
             continue
     return found
 
@@ -82,11 +97,23 @@ def _option_texts(text: str, choices: list[dict[str, str]]) -> list[str]:
     return [label for _, label in sorted(hits)]
 
 
+def _rstrip_dots_and_space(text: str) -> str:
+    # Matched on the reversed text: re.sub(r"[.\s]+$") is quadratic on a long run of dots not at the end.
+    tail = _DOTS_AND_SPACE.match(text[::-1])
+    return text[: len(text) - tail.end()] if tail else text
+
+
 def _free_text(segment: str) -> str | None:
     line = segment.strip().splitlines()[0] if segment.strip() else ""
     cleaned = line.strip().strip("\"'“”‘’`").strip()
-    cleaned = re.sub(r"[.\s]+$", "", cleaned).strip("\"'“”‘’`").strip()
+    cleaned = _rstrip_dots_and_space(cleaned).strip("\"'“”‘’`").strip()
     return cleaned or None
+
+
+def _without_end(segment: str) -> str:
+    """The segment without Fine-tune-CoT's closing "END" (a scan: a regex is quadratic on long whitespace)."""
+    stripped = segment.rstrip()
+    return stripped[:-3].rstrip() if stripped.endswith("END") else segment
 
 
 def candidates(text: str, answer_type: AnswerType, choices: list[dict[str, str]] | None = None) -> list[str]:
@@ -119,7 +146,7 @@ def extract_cot_answer(
     for rule, segment in marked:
         if segment is None:
             continue
-        segment = re.sub(r"\s*END\s*$", "", segment)
+        segment = _without_end(segment)
         found = candidates(segment, answer_type, choices)
         return Extraction(found[0] if found else None, rule, segment.strip()[:200])
     if answer_type is AnswerType.text:
@@ -138,7 +165,7 @@ def answer_from_program_value(
     if answer_type is AnswerType.number:
         try:
             return canonical_decimal(parse_number(text))
-        except (AnswerFormatError, ArithmeticError, ValueError):
+        except (ValueError, ArithmeticError):  # AnswerFormatError among them: not a number
             return None
     if answer_type is AnswerType.yes_no:
         lowered = text.lower().strip(".")

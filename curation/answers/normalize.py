@@ -9,21 +9,31 @@ SQL users compare like with like and verifiers do not re-parse benchmark quirks 
 - multiple_choice: the option letter, upper case ("(a)" -> "A", "C)" -> "C").
 - yes_no: "yes" or "no" (from yes/no/true/false in any case).
 - text: stripped, inner whitespace collapsed; case is kept (matching decides about case).
+
+A number whose magnitude is absurd (decimal exponent beyond ±MAX_EXPONENT, such as "1e999999999" or
+five thousand nines) is not a number here, nor are NaN and infinities: no benchmark answer is one,
+and exact arithmetic on such values can take minutes or exhaust memory. Zero is zero, whatever its
+written exponent.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 
 from curation.models.task import AnswerType
 
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _FRACTION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
 _CURRENCY_AND_UNITS = re.compile(r"[$€£¥₹%]")
-_LEADING_NUMBER = re.compile(r"^\s*(-?\d[\d,]*(?:\.\d+)?|-?\.\d+)")
+# With its exponent, if any: "1e5 km" is 100000, not 1 followed by the unit "e5 km".
+_LEADING_NUMBER = re.compile(r"^\s*(-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?)")
+_RADIX_PREFIX = re.compile(r"\s*-?0[xXbBoO]")
 _CHOICE_LETTER = re.compile(r"^\s*\(?\s*([A-Za-z])\s*\)?\s*[.):]?\s*$")
+
+MAX_EXPONENT = 100
+"""Numbers are refused unless 1e-100 <= |value| < 1e101 (or zero): see the module docstring."""
+_MAX_INT = 10 ** (MAX_EXPONENT + 1)
 
 YES = frozenset({"yes", "true"})
 NO = frozenset({"no", "false"})
@@ -33,9 +43,20 @@ class AnswerFormatError(ValueError):
     """The text is not an answer of the expected type."""
 
 
-def canonical_decimal(value: Decimal) -> str:
+def bounded(value: Decimal) -> Decimal:
+    """`value` if it is a number we work with (see the module docstring), else AnswerFormatError."""
     if not value.is_finite():
         raise AnswerFormatError(f"{value} is not a finite number")
+    if value.is_zero():
+        return Decimal(0)  # 0E+999999999 is harmless, but its exponent would fail the test below
+    if abs(value.adjusted()) > MAX_EXPONENT:
+        # Only the order of magnitude is shown: the digits themselves may run to thousands.
+        raise AnswerFormatError(f"a number of order 1e{value.adjusted():+d} is out of range (limit 1e±{MAX_EXPONENT})")
+    return value
+
+
+def canonical_decimal(value: Decimal) -> str:
+    value = bounded(value)
     if value == value.to_integral_value():
         return str(int(value))  # also turns -0 into 0
     text = format(value.normalize(), "f")
@@ -49,31 +70,36 @@ def parse_number(raw: str | int | float) -> Decimal:
     if isinstance(raw, bool):
         raise AnswerFormatError(f"{raw!r} is a boolean, not a number")
     if isinstance(raw, int):
-        return Decimal(raw)
+        return bounded(Decimal(raw))
     if isinstance(raw, float):
         # repr gives the shortest string that round-trips, so 0.1 stays 0.1 (not 0.1000000000000000055).
-        return Decimal(repr(raw))
+        return bounded(Decimal(repr(raw)))
     text = _CURRENCY_AND_UNITS.sub("", raw).strip()
     fraction = _FRACTION.match(text.replace(",", ""))
     if fraction:
-        numerator, denominator = (Fraction(part) for part in fraction.groups())
+        # Each part is bounded before dividing, and the quotient after: "9"*5000 + "/7" is refused, not computed.
+        numerator, denominator = (bounded(Decimal(part)) for part in fraction.groups())
         if denominator == 0:
-            raise AnswerFormatError(f"{raw!r} divides by zero")
-        quotient = numerator / denominator
-        return Decimal(quotient.numerator) / Decimal(quotient.denominator)
+            raise AnswerFormatError(f"{_preview(raw)} divides by zero")
+        return bounded(numerator / denominator)
     compact = text.replace(",", "")
     if _NUMBER.fullmatch(compact):
-        return Decimal(compact)
-    # "9 (apples)", "15 cm": a number followed by a unit or note.
+        return bounded(Decimal(compact))
+    # "9 (apples)", "15 cm": a number followed by a unit or note (but 0x1p3 is no 0 followed by "x1p3").
     leading = _LEADING_NUMBER.match(text)
-    if leading:
+    if leading and not _RADIX_PREFIX.match(text):
         rest = text[leading.end() :].strip()
         if not rest or rest[0] in "(" or rest[0].isalpha():
             try:
-                return Decimal(leading.group(1).replace(",", ""))
+                return bounded(Decimal(leading.group(1).replace(",", "")))
             except InvalidOperation:
                 pass
-    raise AnswerFormatError(f"{raw!r} is not a number")
+    raise AnswerFormatError(f"{_preview(raw)} is not a number")
+
+
+def _preview(raw: str) -> str:
+    """The text for an error message, shortened: it may be a model's whole output."""
+    return repr(raw) if len(raw) <= 60 else f"{raw[:40]!r}... ({len(raw):,} characters)"
 
 
 def normalize_choice(raw: str, labels: list[str] | None = None) -> str:
@@ -109,7 +135,7 @@ def normalize_gold(
 ) -> str:
     """The canonical gold answer for `answer_type`; AnswerFormatError if `raw` is not one."""
     if answer_type is AnswerType.number:
-        if type(raw) is int:  # the common case, and bool (a subclass) must not take it
+        if type(raw) is int and -_MAX_INT < raw < _MAX_INT:  # the common case; bool (a subclass) must not take it
             return str(raw)
         return canonical_decimal(parse_number(raw))
     if answer_type is AnswerType.multiple_choice:
