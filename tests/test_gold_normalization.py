@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from curation.answers.normalize import AnswerFormatError, normalize_gold
+from curation.answers.normalize import AnswerFormatError, canonical_decimal, normalize_gold, parse_number
 from curation.models import AnswerType
 
 
@@ -37,6 +39,66 @@ def test_numbers(raw: str | float, expected: str) -> None:
 def test_not_numbers(raw: object) -> None:
     with pytest.raises(AnswerFormatError):
         normalize_gold(raw, AnswerType.number)  # type: ignore[arg-type]
+
+
+ABSURD = [
+    "1e999999999",
+    "-" + "9" * 5000,
+    "9" * 5000,
+    "0." + "0" * 200 + "1",
+    "9" * 5000 + "/7",
+    "1/" + "9" * 5000,
+    "1e100/1e-100",
+    "NaN",
+    "sNaN",
+    "inf",
+    "-Infinity",
+    "1e-999999",
+    "0x1p3",
+    "0b101",
+    "10**10**10",
+    "1/0",
+    "0/0",
+    "1e101",
+    "1e-101",
+    10**101,
+    -(10**5000),
+    1e300,
+    float("inf"),
+    float("nan"),
+]
+
+
+@pytest.mark.parametrize("raw", ABSURD, ids=range(len(ABSURD)))
+def test_absurd_numbers_are_not_numbers(raw: str | int | float) -> None:
+    """Out of range (beyond 1e±100), not finite, or not decimal: refused quickly, never computed."""
+    with pytest.raises(AnswerFormatError):
+        normalize_gold(raw, AnswerType.number)
+    if isinstance(raw, str):
+        with pytest.raises(AnswerFormatError):
+            parse_number(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1e100", "1" + "0" * 100),
+        ("-1e100", "-1" + "0" * 100),
+        ("1e-100", "0." + "0" * 99 + "1"),
+        (10**100, "1" + "0" * 100),
+        ("0e999999999", "0"),  # zero is zero, whatever its exponent
+        ("1." + "0" * 5000, "1"),  # many digits, but of a sane magnitude
+    ],
+)
+def test_numbers_at_the_range_limits(raw: str | int, expected: str) -> None:
+    assert normalize_gold(raw, AnswerType.number) == expected
+
+
+def test_canonical_decimal_refuses_what_it_cannot_print() -> None:
+    for value in ("1e999999999", "NaN", "-Infinity", "1e-101"):
+        with pytest.raises(AnswerFormatError):
+            canonical_decimal(Decimal(value))
+    assert canonical_decimal(Decimal("0E-999999")) == "0"
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("(a)", "A"), ("C", "C"), ("c)", "C"), ("B.", "B")])

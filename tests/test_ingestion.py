@@ -38,6 +38,7 @@ def test_gsm8k_train_and_test_then_nothing_new(db: Database, shared_data: Path) 
         report = ingest_files(session, "gsm8k", files)
     assert (report.read, report.inserted, report.unchanged) == (8792, 8792, 0)
     assert _split_counts(db, "gsm8k") == {"train": 7473, "test": 1319}
+    assert report.eval_overlap_count == 0  # GSM8K's train and test share no question
 
     with db.transaction() as session:
         again = ingest_files(session, "gsm8k", files)
@@ -55,31 +56,35 @@ def test_gsm8k_train_and_test_then_nothing_new(db: Database, shared_data: Path) 
 
 
 FTCOT_TASKS = [
-    # task, files, split file, (train, test)
-    ("svamp", ["svamp/SVAMP.json"], "svamp", (700, 300)),
-    ("multiarith", ["mawps/MultiArith.json"], "multiarith", (420, 180)),
-    ("addsub", ["mawps/AddSub.json"], "addsub", (276, 119)),
-    ("single_eq", ["mawps/SingleEq.json"], "single_eq", (356, 152)),
+    # task, files, split file, (train, test), train problems repeating a test question
+    ("svamp", ["svamp/SVAMP.json"], "svamp", (700, 300), 0),
+    ("multiarith", ["mawps/MultiArith.json"], "multiarith", (420, 180), 5),
+    ("addsub", ["mawps/AddSub.json"], "addsub", (276, 119), 0),
+    ("single_eq", ["mawps/SingleEq.json"], "single_eq", (356, 152), 0),
     (
         "commonsense_qa",
         ["commonsenseqa/train_rand_split.jsonl", "commonsenseqa/dev_rand_split.jsonl"],
         "commonsense_qa",
         (9741, 1221),
+        0,
     ),
-    ("strategy_qa", ["bigbench/strategyqa.json"], "strategy_qa", (1603, 687)),
-    ("date_understanding", ["bigbench/date_understanding.json"], "date_understanding", (258, 111)),
+    ("strategy_qa", ["bigbench/strategyqa.json"], "strategy_qa", (1603, 687), 1),
+    ("date_understanding", ["bigbench/date_understanding.json"], "date_understanding", (258, 111), 0),
     (
         "tracking_shuffled_objects",
         ["bigbench/tracking_shuffled_objects.json"],
         "tracking_shuffled_objects",
         (525, 225),
+        0,
     ),
-    ("coin_flip", ["symbolic/coin_flip.json"], "coin_flip", (350, 150)),
-    ("last_letter_concatenation", ["symbolic/last_letters.json"], "last_letter_concatenation", (350, 150)),
+    ("coin_flip", ["symbolic/coin_flip.json"], "coin_flip", (350, 150), 0),
+    ("last_letter_concatenation", ["symbolic/last_letters.json"], "last_letter_concatenation", (350, 150), 0),
 ]
 
 
-@pytest.mark.parametrize(("task", "files", "split_file", "sizes"), FTCOT_TASKS, ids=[t[0] for t in FTCOT_TASKS])
+@pytest.mark.parametrize(
+    ("task", "files", "split_file", "sizes", "overlap"), FTCOT_TASKS, ids=[t[0] for t in FTCOT_TASKS]
+)
 def test_fine_tune_cot_tasks_with_their_splits(
     sqlite_db: Database,
     shared_data: Path,
@@ -87,15 +92,18 @@ def test_fine_tune_cot_tasks_with_their_splits(
     files: list[str],
     split_file: str,
     sizes: tuple[int, int],
+    overlap: int,
 ) -> None:
     with sqlite_db.transaction() as session:
-        ingest_files(
+        report = ingest_files(
             session,
             task,
             [shared_data / f for f in files],
             ftcot_split=shared_data / f"ftcot/split/{split_file}__default.json",
         )
     assert _split_counts(sqlite_db, task) == {"train": sizes[0], "test": sizes[1]}
+    # MultiArith and StrategyQA repeat a few questions, which Fine-tune-CoT's random split put on both sides.
+    assert report.eval_overlap_count == overlap
 
 
 def test_aqua_multiple_choice(sqlite_db: Database, shared_data: Path) -> None:
@@ -188,7 +196,7 @@ def test_pal_jsonl(sqlite_db: Database, shared_data: Path) -> None:
 def test_pal_copy_of_gsm8k_test_shares_fingerprints(sqlite_db: Database, shared_data: Path) -> None:
     with sqlite_db.transaction() as session:
         ingest_files(session, "gsm8k", [shared_data / "gsm8k/test.jsonl"])
-        ingest_files(
+        report = ingest_files(
             session,
             "pal-gsm",
             [shared_data / "pal/gsm.jsonl"],
@@ -196,6 +204,8 @@ def test_pal_copy_of_gsm8k_test_shares_fingerprints(sqlite_db: Database, shared_
             answer_type=AnswerType.number,
             split="train",
         )
+    assert report.eval_overlap_count == 1319  # stored all the same: the ingest only warns
+    assert report.eval_overlap_examples[0] == "pal-gsm/train 'gsm:0' has the question of gsm8k/test 'test:0'"
     shared = _count(
         sqlite_db,
         "split = 'train' AND content_hash IN (SELECT content_hash FROM problem WHERE split = 'test')",

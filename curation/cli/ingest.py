@@ -36,7 +36,15 @@ def _print_report(report: IngestReport) -> None:
     for reason, count in report.skipped.items():
         console.print(f"  skipped {count:,}: {reason}")
     for example in report.skip_examples:
-        console.print(f"    e.g. {example}", style="dim")
+        console.print(f"    e.g. {example}", style="dim", markup=False)
+    if report.eval_overlap_count:
+        # A warning, not an error: a benchmark's copy (PAL's GSM8K) may rightly share questions.
+        console.print(
+            f"  [yellow]warning[/]: {report.eval_overlap_count:,} train-split problems have the question of an "
+            "evaluation problem (same content_hash); they must not be trained on"
+        )
+        for example in report.eval_overlap_examples:
+            console.print(f"    e.g. {example}", style="dim", markup=False)
 
 
 def ingest(

@@ -26,8 +26,10 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedProblem:
+    """A record's fields, not yet validated: `gold` is whatever the record held (rows.build_row checks it)."""
+
     question: str
-    gold: str | int | float | bool
+    gold: object
     source_id: str | None = None
     choices: list[Choice] | None = None
     reference_rationale: str | None = None
@@ -99,6 +101,16 @@ def _value(row: Mapping[str, Any], key: str) -> Any:
     if key not in row or row[key] is None:
         raise RecordError(f'missing field "{key}"')
     return row[key]
+
+
+def _id(row: Mapping[str, Any], key: str) -> str | None:
+    """A record's own id, as text; None when it has none."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError(f'field "{key}" should be an id (text or a number), found {type(value).__name__}')
+    return str(value)
 
 
 def _letters(count: int) -> list[str]:
@@ -182,7 +194,7 @@ def parse_svamp(row: Mapping[str, Any], _: ParseOptions) -> ParsedProblem:
     return ParsedProblem(
         question=f"{body} {question}".strip(),
         gold=_value(row, "Answer"),
-        source_id=str(row["ID"]) if "ID" in row else None,
+        source_id=_id(row, "ID"),
         meta={"equation": row.get("Equation"), "type": row.get("Type")},
     )
 
@@ -195,7 +207,7 @@ def parse_mawps(row: Mapping[str, Any], _: ParseOptions) -> ParsedProblem:
     return ParsedProblem(
         question=" ".join(_text(row, "sQuestion").split()),
         gold=solutions[0],
-        source_id=str(row["iIndex"]) if "iIndex" in row else None,
+        source_id=_id(row, "iIndex"),
         meta={"equations": row.get("lEquations")},
     )
 
@@ -221,7 +233,7 @@ def parse_commonsense_qa(row: Mapping[str, Any], _: ParseOptions) -> ParsedProbl
     return ParsedProblem(
         question=stem,
         gold=_text(row, "answerKey"),
-        source_id=str(row["id"]) if "id" in row else None,
+        source_id=_id(row, "id"),
         choices=_check_choices(parse_choices(raw_choices)),
         meta={"concept": concept} if concept else None,
     )
@@ -275,7 +287,7 @@ def parse_asdiv(row: Mapping[str, Any], _: ParseOptions) -> ParsedProblem:
     return ParsedProblem(
         question=f"{body} {question}".strip(),
         gold=_text(row, "Answer"),
-        source_id=row.get("ID"),
+        source_id=_id(row, "ID"),
         meta={
             "formula": row.get("Formula"),
             "solution_type": row.get("Solution-Type"),
@@ -298,7 +310,7 @@ def parse_pal(row: Mapping[str, Any], options: ParseOptions) -> ParsedProblem:
     if not found:
         raise RecordError('no "Answer Choices:" in a multiple-choice input')
     choices = [{"label": m.group(1).upper(), "text": m.group(2).strip()} for m in _PAL_OPTION.finditer(found.group(1))]
-    return ParsedProblem(question=question[: found.start()].strip(), gold=str(target), choices=_check_choices(choices))
+    return ParsedProblem(question=question[: found.start()].strip(), gold=target, choices=_check_choices(choices))
 
 
 def parse_mapped(row: Mapping[str, Any], options: ParseOptions) -> ParsedProblem:
@@ -316,7 +328,7 @@ def parse_mapped(row: Mapping[str, Any], options: ParseOptions) -> ParsedProblem
     return ParsedProblem(
         question=question.strip(),
         gold=_value(row, mapping.answer),
-        source_id=str(row[mapping.id]) if mapping.id and row.get(mapping.id) is not None else None,
+        source_id=_id(row, mapping.id) if mapping.id else None,
         choices=choices,
         reference_rationale=rationale.strip() if isinstance(rationale, str) and rationale.strip() else None,
         meta=meta or None,

@@ -43,6 +43,8 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
                 data = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise InputError(location, f"malformed JSON: {error}") from None
+            except (ValueError, RecursionError) as error:  # an integer of over 4,300 digits; nesting too deep
+                raise InputError(location, f"unreadable JSON: {error}") from None
             if not isinstance(data, dict):
                 raise InputError(location, f"expected a JSON object, found {type(data).__name__}")
             yield RawRecord(location, index, data)
@@ -58,6 +60,8 @@ def read_json_records(path: Path, key: str | None = None) -> Iterator[RawRecord]
         raise InputError(SourceLocation(source, line=error.lineno), f"malformed JSON: {error.msg}") from None
     except UnicodeDecodeError as error:
         raise InputError(source, f"not UTF-8 text: {error}") from None
+    except (ValueError, RecursionError) as error:  # an integer of over 4,300 digits; nesting too deep
+        raise InputError(source, f"unreadable JSON: {error}") from None
     records = document.get(key) if key is not None and isinstance(document, dict) else document
     if not isinstance(records, list):
         expected = f'an object with a list under "{key}"' if key else "a list of records"

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, NamedTuple
 
 from curation.answers.normalize import AnswerFormatError, normalize_gold
+from curation.db.base import json_dumps
 from curation.errors import InputError, SourceLocation
 from curation.ingestion.formats import Choice, ParsedProblem
+from curation.ingestion.splits import MAX_SPLIT_NAME_CHARS
 from curation.models.task import AnswerType
 
 MAX_QUESTION_CHARS = 50_000
 MAX_ANSWER_CHARS = 2_000
+MAX_SOURCE_REF_CHARS = 255  # the width of problem.source_ref
+_MAX_ANSWER_INT = 10**MAX_ANSWER_CHARS  # an int this large has more digits than an answer may have
 
 
 class GoldAnswerError(InputError):
@@ -59,6 +64,72 @@ class ProblemRow(NamedTuple):
         )  # fmt: skip
 
 
+def _preview(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:30]!r}..."
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None. PostgreSQL text holds no NUL character, and
+    neither database driver can encode a lone surrogate (which JSON's "\\ud800" escape produces)."""
+    if "\x00" in value:
+        return f"it holds a NUL character (at position {value.index(chr(0)):,}), which PostgreSQL text cannot"
+    if not value.isascii():  # O(1) for ASCII strings, the common case
+        try:
+            value.encode()
+        except UnicodeEncodeError as error:
+            return f"it is not valid Unicode (a lone surrogate at position {error.start:,})"
+    return None
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def json_problem(value: object) -> str | None:
+    """Why `value` cannot be stored in a JSON column, or None.
+
+    Encoded with the columns' own encoder: what it refuses (integers beyond 64 bits, lone
+    surrogates, objects nested too deep, types it does not know) would otherwise fail the whole
+    batch's insert, with no record named. jsonb also refuses NUL characters, which it escapes.
+    """
+    try:
+        encoded = json_dumps(value)
+    except (TypeError, ValueError) as error:  # orjson.JSONEncodeError is a TypeError
+        return f"it is not storable as JSON ({error})"
+    if "\\u0000" in encoded and _holds_nul(value):  # the walk only when the cheap test says maybe
+        return "it holds a NUL character, which PostgreSQL's jsonb cannot"
+    return None
+
+
+def _check_gold_type(raw: object, answer_type: AnswerType, location: SourceLocation) -> str | int | float | bool:
+    """The gold answer if its type can be one of `answer_type`: text, a number, or (yes/no only) a boolean."""
+    if type(raw) is str:  # the common cases first: this runs once per record
+        return raw
+    if type(raw) is int and -_MAX_ANSWER_INT < raw < _MAX_ANSWER_INT:
+        return raw
+    if isinstance(raw, bool):
+        if answer_type is not AnswerType.yes_no:
+            # true/false would become "True" or 1: neither is what a number, option or text task means.
+            raise GoldAnswerError(
+                location, f"gold answer: a boolean ({str(raw).lower()}) is not a {answer_type} answer"
+            )
+        return raw
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise GoldAnswerError(location, f"gold answer: {raw} is not a finite number")
+    if isinstance(raw, int) and not -_MAX_ANSWER_INT < raw < _MAX_ANSWER_INT:
+        # Checked before str(raw), which is slow for such numbers (and refuses those of over 4,300 digits).
+        raise InputError(location, f"the gold answer has more than {MAX_ANSWER_CHARS:,} digits")
+    if not isinstance(raw, str | int | float):
+        raise GoldAnswerError(location, f"gold answer should be text or a number, found {type(raw).__name__}")
+    return raw
+
+
 def build_row(
     parsed: ParsedProblem,
     *,
@@ -68,6 +139,16 @@ def build_row(
     location: SourceLocation,
 ) -> ProblemRow:
     """Validate and normalize one problem; InputError naming `location` if it cannot be stored."""
+    if not split or len(split) > MAX_SPLIT_NAME_CHARS:
+        raise InputError(
+            location, f"the split name {_preview(split)} is {len(split):,} characters; 1 to {MAX_SPLIT_NAME_CHARS} fit"
+        )
+    if not source_ref or len(source_ref) > MAX_SOURCE_REF_CHARS:
+        raise InputError(
+            location,
+            f"the record's id (source_ref) {_preview(source_ref)} is {len(source_ref):,} characters; "
+            f"1 to {MAX_SOURCE_REF_CHARS} fit",
+        )
     question = parsed.question
     if not question:
         raise InputError(location, "the question is empty")
@@ -75,7 +156,7 @@ def build_row(
         raise InputError(
             location, f"the question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}"
         )
-    raw = parsed.gold
+    raw = _check_gold_type(parsed.gold, answer_type, location)
     raw_text = str(raw).strip() if not isinstance(raw, bool) else ("yes" if raw else "no")
     if not raw_text:
         raise InputError(location, "the gold answer is empty")
@@ -83,6 +164,30 @@ def build_row(
         raise InputError(
             location, f"the gold answer is {len(raw_text):,} characters; the limit is {MAX_ANSWER_CHARS:,}"
         )
+    rationale = parsed.reference_rationale or ""
+    # One cheap test for the common case (all ASCII, no NUL) before naming what is wrong.
+    if (
+        not (question.isascii() and rationale.isascii() and raw_text.isascii() and source_ref.isascii())
+        or "\x00" in question
+        or "\x00" in rationale
+        or "\x00" in raw_text
+        or "\x00" in source_ref
+        or "\x00" in split
+        or not split.isascii()
+    ):
+        texts = (
+            ("the split name", split),
+            ("the record's id (source_ref)", source_ref),
+            ("the question", question),
+            ("the gold answer", raw_text),
+            ("the reference rationale", rationale),
+        )
+        for what, value in texts:
+            if (problem := text_problem(value)) is not None:
+                raise InputError(location, f"cannot store {what}: {problem}")
+    for what, json_value in (("the choices", parsed.choices), ("the extra fields (meta)", parsed.meta)):
+        if json_value is not None and (problem := json_problem(json_value)) is not None:
+            raise InputError(location, f"cannot store {what}: {problem}")
     if answer_type is AnswerType.multiple_choice and not parsed.choices:
         raise InputError(location, "a multiple-choice problem needs choices")
     labels = [c["label"] for c in parsed.choices] if parsed.choices else None

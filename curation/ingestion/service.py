@@ -2,7 +2,15 @@
 
 Every path ends in `store_problems`, which writes in batches inside the caller's transaction:
 re-ingesting creates nothing, a record that contradicts a stored problem is an error naming both,
-and any error leaves the database as it was (the caller's transaction rolls back).
+and any error leaves the database as it was (the caller's transaction rolls back). A record that
+cannot be read or stored is an InputError naming its file and line (or record), whatever went
+wrong while converting it.
+
+Each batch is also checked for questions shared between training and evaluation splits (by
+`problem.content_hash`, across all tasks): the report counts the train-split problems that repeat
+an evaluation question, where either side comes from this ingest. That is a warning, not an error:
+the data may be right (PAL's copy of GSM8K test is GSM8K test), but a training snapshot must not
+take those problems.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from curation.errors import ConflictError, CurationError, InputError, SourceLocation
@@ -29,7 +38,8 @@ from curation.ingestion.formats import (
 from curation.ingestion.readers import RawRecord
 from curation.ingestion.rows import PROBLEM_COLUMNS, GoldAnswerError, ProblemRow, build_row
 from curation.ingestion.splits import FtcotSplit, default_purpose, natural_split
-from curation.ingestion.tasks import KNOWN_TASKS, TaskSpec, resolve_task
+from curation.ingestion.tasks import KNOWN_TASKS, TaskSpec, check_task_name, resolve_task
+from curation.models import Problem, Split, Task
 from curation.models.task import AnswerType, SplitPurpose
 from curation.procedural import procedural_problems
 from curation.repositories import problems as problem_repo
@@ -48,11 +58,29 @@ class IngestReport:
     skipped: Counter[str] = field(default_factory=Counter)
     skip_examples: list[str] = field(default_factory=list)
     per_split: Counter[str] = field(default_factory=Counter)
+    # Train-split problems (task, split, source_ref) whose question is also an evaluation problem's,
+    # one side at least from this ingest; a set, as a pair may be seen from both of its sides.
+    eval_overlap: set[tuple[str, str, str]] = field(default_factory=set)
+    eval_overlap_examples: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, location: SourceLocation | str) -> None:
         self.skipped[reason] += 1
         if len(self.skip_examples) < 5:
             self.skip_examples.append(f"{location}: {reason}")
+
+    @property
+    def eval_overlap_count(self) -> int:
+        return len(self.eval_overlap)
+
+    def overlap(self, train: tuple[str, str, str], evaluation: tuple[str, str, str]) -> None:
+        if train in self.eval_overlap:
+            return
+        self.eval_overlap.add(train)
+        if len(self.eval_overlap_examples) < 5:
+            self.eval_overlap_examples.append(
+                f"{train[0]}/{train[1]} {train[2]!r} has the question of {evaluation[0]}/{evaluation[1]} "
+                f"{evaluation[2]!r}"
+            )
 
 
 def _chunks(rows: Iterable[ProblemRow], size: int) -> Iterator[list[ProblemRow]]:
@@ -72,22 +100,86 @@ def store_problems(
     batch_size: int = BATCH_SIZE,
 ) -> IngestReport:
     task = problem_repo.ensure_task(session, spec.name, spec.answer_type, spec.description)
-    known_splits: set[str] = set()
+    split_purposes: dict[str, SplitPurpose] = {}
+    overlap = _EvalOverlap(session, spec.name, report)
     for batch in _chunks(rows, batch_size):
-        for split in {row.split for row in batch} - known_splits:
-            problem_repo.ensure_split(session, task, split, purpose or default_purpose(split))
-            known_splits.add(split)
+        for split in {row.split for row in batch} - split_purposes.keys():
+            split_purposes[split] = problem_repo.ensure_split(
+                session, task, split, purpose or default_purpose(split)
+            ).purpose
         inserted = problem_repo.insert_problems(session, PROBLEM_COLUMNS, [row.values(task.id) for row in batch])
         if inserted < len(batch):
             # Some keys were stored already (or repeat within the batch): everything in the batch
             # must now match what is stored, or the input contradicts the database.
             _check_unchanged(session, task.id, spec.name, batch)
+        overlap.check(batch, split_purposes)
         report.inserted += inserted
         report.unchanged += len(batch) - inserted
         report.per_split.update(row.split for row in batch)
         if progress is not None:
             progress(len(batch))
     return report
+
+
+class _EvalOverlap:
+    """Finds each train-split problem that shares its question with an eval-split one, where one
+    of the two is being ingested (the other anywhere in the database, this ingest included).
+
+    Evaluation sets are small (benchmarks' test splits), training sets may hold millions: so the
+    eval questions' fingerprints are read once into memory, and a batch's train rows are checked
+    against them without a query; only a batch's eval rows are looked up among stored train
+    problems. A pair whose sides come in different batches is found with the later one.
+    """
+
+    def __init__(self, session: Session, task_name: str, report: IngestReport) -> None:
+        self.session, self.task_name, self.report = session, task_name, report
+        self.eval_hashes: set[str] = set(
+            session.execute(
+                select(Problem.content_hash)
+                .join(Split, (Split.task_id == Problem.task_id) & (Split.name == Problem.split))
+                .where(Split.purpose == SplitPurpose.eval)
+            ).scalars()
+        )
+
+    def check(self, batch: list[ProblemRow], split_purposes: Mapping[str, SplitPurpose]) -> None:
+        """After the batch is stored, so that a pair within it is found too."""
+        # Per split first: the usual ingest is all train or all eval, and then one of the two
+        # loops below is skipped (this runs for every batch of every ingest).
+        eval_splits = {split for split, purpose in split_purposes.items() if purpose is SplitPurpose.eval}
+        eval_rows: dict[str, ProblemRow] = {}
+        if eval_splits:
+            for row in batch:
+                if row.split in eval_splits:
+                    eval_rows.setdefault(row.content_hash, row)
+            self.eval_hashes.update(eval_rows)
+        if self.eval_hashes and len(eval_splits) < len(split_purposes):
+            shared: dict[str, list[ProblemRow]] = {}
+            for row in batch:
+                if row.content_hash in self.eval_hashes and row.split not in eval_splits:
+                    shared.setdefault(row.content_hash, []).append(row)
+            if shared:  # rare: the query only names the eval side, for the report's examples
+                for content_hash, key in _problems_with_hashes(self.session, shared, SplitPurpose.eval):
+                    for row in shared[content_hash]:
+                        self.report.overlap((self.task_name, row.split, row.source_ref), key)
+        if eval_rows:
+            for content_hash, key in _problems_with_hashes(self.session, eval_rows, SplitPurpose.train):
+                row = eval_rows[content_hash]
+                self.report.overlap(key, (self.task_name, row.split, row.source_ref))
+
+
+def _problems_with_hashes(
+    session: Session, hashes: Iterable[str], purpose: SplitPurpose
+) -> Iterator[tuple[str, tuple[str, str, str]]]:
+    """(content_hash, (task, split, source_ref)) of the stored problems with one of `hashes`, in `purpose` splits."""
+    query = (
+        select(Problem.content_hash, Task.name, Problem.split, Problem.source_ref)
+        .join(Split, (Split.task_id == Problem.task_id) & (Split.name == Problem.split))
+        .join(Task, Task.id == Problem.task_id)
+        .where(Problem.content_hash.in_(list(hashes)), Split.purpose == purpose)
+        .order_by(Problem.id)
+    )
+    for content_hash, task, split, source_ref in session.execute(query):
+        yield content_hash, (task, split, source_ref)
 
 
 def _check_unchanged(session: Session, task_id: int, task_name: str, rows: list[ProblemRow]) -> None:
@@ -112,21 +204,22 @@ def _rows_from_records(
     options: ParseOptions,
     report: IngestReport,
 ) -> Iterator[ProblemRow]:
-    """(record, default source_ref, split or None to skip) -> validated rows."""
+    """(record, default source_ref, split or None to skip) -> validated rows.
+
+    Converting a record is pure (no database), so whatever it raises is about that record: an
+    unexpected exception becomes an InputError naming the record, never a bare traceback.
+    """
     for raw, default_ref, split in records:
         report.read += 1
+        location = raw.location
         try:
             parsed = parse(raw.data, options)
-        except RecordError as error:
-            raise InputError(raw.location, str(error)) from None
-        location = raw.location
-        if parsed.source_id is not None and location.record_id is None:
-            location = location._replace(record_id=parsed.source_id)
-        if split is None:
-            report.skip("not in the split file", location)
-            continue
-        try:
-            yield build_row(
+            if parsed.source_id is not None and location.record_id is None:
+                location = location._replace(record_id=_shortened(parsed.source_id))
+            if split is None:
+                report.skip("not in the split file", location)
+                continue
+            row = build_row(
                 parsed,
                 answer_type=spec.answer_type,
                 split=split,
@@ -137,6 +230,21 @@ def _rows_from_records(
             if not spec.skip_other_answer_types:
                 raise
             report.skip(f"answer is not a {spec.answer_type}", f"{location} ({error.message})")
+            continue
+        except CurationError:
+            raise
+        except RecordError as error:
+            raise InputError(location, str(error)) from None
+        except Exception as error:  # a parser's KeyError, TypeError, ...: still this record's fault
+            raise InputError(
+                location, f"cannot read the record: {type(error).__name__}: {_shortened(str(error), 200)}"
+            ) from error
+        yield row
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    """For error messages: ids and exception texts may quote a whole, huge, record."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _parse_options(spec: TaskSpec, mapping: ColumnMapping | None) -> ParseOptions:
@@ -222,11 +330,15 @@ def ingest_dataset(
     spec = _row_source_spec(task, format, answer_type)
     parse = parse_mapped if mapping is not None or spec.format not in FORMATS else FORMATS[spec.format].parse
     report = IngestReport(task=spec.name, sources=[source_name])
-    records = (
-        (RawRecord(SourceLocation(source_name, record=i), i, dict(row)), f"{split}:{i}", split)
-        for i, row in enumerate(dataset)
-    )
-    rows = _rows_from_records(records, spec, parse, _parse_options(spec, mapping), report)
+
+    def records() -> Iterator[tuple[RawRecord, str, str | None]]:
+        for i, row in enumerate(dataset):
+            location = SourceLocation(source_name, record=i)
+            if not isinstance(row, Mapping):
+                raise InputError(location, f"expected a record of named fields, found {type(row).__name__}")
+            yield RawRecord(location, i, dict(row)), f"{split}:{i}", split
+
+    rows = _rows_from_records(records(), spec, parse, _parse_options(spec, mapping), report)
     return store_problems(session, spec, rows, report, purpose=purpose, progress=progress)
 
 
@@ -299,6 +411,7 @@ def ingest_procedural(
 ) -> IngestReport:
     if count < 0 or offset < 0:
         raise CurationError("count and offset must not be negative")
+    check_task_name(task)
     spec = dataclasses.replace(KNOWN_TASKS["procedural"], name=task)
     report = IngestReport(task=task, sources=[f"procedural(seed={seed}, offset={offset}, count={count})"])
     rows = procedural_rows(count, seed=seed, offset=offset, split=split)

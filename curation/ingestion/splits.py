@@ -4,26 +4,34 @@ file, or told by the file's name (train.jsonl, test.jsonl, dev_rand_split.jsonl)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from curation.errors import CurationError, InputError
 from curation.models.task import SplitPurpose
 
-_NATURAL = (
-    ("train", "train"),
-    ("test", "test"),
-    ("validation", "validation"),
-    ("dev", "dev"),
-    ("val", "validation"),
-)
+_NATURAL = {
+    "train": "train",
+    "test": "test",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "dev",
+}
+_TOKEN_SEPARATORS = re.compile(r"[^a-z0-9]+")
+MAX_SPLIT_NAME_CHARS = 100  # the width of split.name
 
 
 def natural_split(path: Path) -> str | None:
+    """The split a file's name tells, by whole words of its name before the first dot.
+
+    "dev_rand_split.jsonl" and "gsm8k-train.jsonl" tell theirs; "contest.jsonl", "devious.jsonl"
+    and "trainee_eval.jsonl" tell none (a word must be the split's name, not contain it), and
+    neither does "train_test.jsonl", which names two: guessing could put test data in training.
+    """
     stem = path.name.split(".")[0].lower()
-    for marker, split in _NATURAL:
-        if marker in stem:
-            return split
-    return None
+    named = {_NATURAL[token] for token in _TOKEN_SEPARATORS.split(stem) if token in _NATURAL}
+    return named.pop() if len(named) == 1 else None
 
 
 def default_purpose(split: str) -> SplitPurpose:
@@ -51,6 +59,10 @@ class FtcotSplit:
         self.path = path
         self.split_of: dict[int, str] = {}
         for split, indices in document.items():
+            if not split or len(split) > MAX_SPLIT_NAME_CHARS or "\x00" in split:
+                raise InputError(
+                    str(path), f"split name {split[:40]!r} is not 1 to {MAX_SPLIT_NAME_CHARS} characters of text"
+                )
             for index in indices:
                 if index in self.split_of:
                     raise InputError(str(path), f"index {index} is in both {self.split_of[index]} and {split}")

@@ -32,6 +32,8 @@ class TaskSpec:
     skip_other_answer_types: bool = False
 
 
+MAX_TASK_NAME_CHARS = 100  # the width of task.name
+
 N, MC, YN, TEXT = AnswerType.number, AnswerType.multiple_choice, AnswerType.yes_no, AnswerType.text
 
 KNOWN_TASKS: dict[str, TaskSpec] = {
@@ -119,6 +121,11 @@ def known_task(name: str) -> TaskSpec | None:
     return KNOWN_TASKS.get(key) or KNOWN_TASKS.get(_ALIASES.get(key, ""))
 
 
+def check_task_name(name: str) -> None:
+    if not name.strip() or len(name) > MAX_TASK_NAME_CHARS or "\x00" in name:
+        raise CurationError(f"a task name is 1 to {MAX_TASK_NAME_CHARS} characters of text, not {name[:40]!r}")
+
+
 def resolve_task(name: str, *, format: str | None, answer_type: AnswerType | None) -> TaskSpec:
     """The spec for a known task, or one built from the user's --format/--answer-type for a new task."""
     spec = known_task(name)
@@ -128,6 +135,7 @@ def resolve_task(name: str, *, format: str | None, answer_type: AnswerType | Non
         if format is not None and format != spec.format:
             spec = dataclasses.replace(spec, format=format)
         return spec
+    check_task_name(name)
     if answer_type is None or format is None:
         known = ", ".join(sorted(KNOWN_TASKS))
         raise CurationError(
