@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import cast
 
 import pytest
@@ -17,8 +18,21 @@ from workers.teachers.stub_server import Fault, Rule, StubServer, by_prompt, fix
 FAST_RETRIES = {"max_attempts": 4, "backoff_base": 0.01, "backoff_max": 0.05, "request_timeout": 5.0}
 
 
+_made: list[OpenAICompatibleTeacher] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_teachers() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def teacher(server: StubServer, **options: object) -> OpenAICompatibleTeacher:
-    return OpenAICompatibleTeacher(HttpTeacherConfig(base_url=server.url, model="stub", **{**FAST_RETRIES, **options}))  # type: ignore[arg-type]
+    config = HttpTeacherConfig(base_url=server.url, model="stub", **{**FAST_RETRIES, **options})  # type: ignore[arg-type]
+    backend = OpenAICompatibleTeacher(config)
+    _made.append(backend)
+    return backend
 
 
 def ask(
@@ -105,6 +119,7 @@ def test_client_errors_are_not_retried() -> None:
         backend = OpenAICompatibleTeacher(
             HttpTeacherConfig(base_url=server.url.replace("/v1", "/v2"), model="stub", **FAST_RETRIES)  # type: ignore[arg-type]
         )
+        _made.append(backend)
         (result,) = ask(backend, ["Q"]).values()
     assert result.error is not None and result.error.startswith("HTTP 404") and result.attempts == 1
 
@@ -133,3 +148,18 @@ def test_results_stream_and_stopping_early_cancels_the_rest() -> None:
         first = [next(stream), next(stream)]
         stream.close()  # the caller stops (a crash, a cancelled run): nothing may keep running
     assert len(first) == 2 and time.monotonic() - started < 5
+
+
+def test_batches_reuse_the_connections_until_the_teacher_is_closed() -> None:
+    with StubServer(fixed("ok")) as server:
+        backend = teacher(server, concurrency=4)
+        for batch in range(5):
+            results = ask(backend, [f"Q{batch}-{i}" for i in range(20)])
+            assert all(r.error is None for r in results.values())
+        assert server.accepted <= 4  # a pool of at most `concurrency` connections, kept between batches
+        threads = {t.name for t in threading.enumerate()}
+        backend.close()
+        assert "teacher-http" in threads and "teacher-http" not in {t.name for t in threading.enumerate()}
+        # A closed teacher starts again on its next call.
+        (again,) = ask(backend, ["Q"]).values()
+    assert again.error is None and server.accepted <= 5

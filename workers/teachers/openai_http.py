@@ -1,9 +1,10 @@
 """Teachers behind an OpenAI-compatible HTTP API: vLLM, SGLang, llama.cpp, OpenAI, `transformers serve`.
 
-Requests run concurrently (at most `concurrency` at once) on an asyncio loop in a helper thread,
-and each result is handed to the caller as soon as it arrives, so it can be stored before the next
-one comes back. Transient failures (HTTP 429 and 5xx, timeouts, dropped connections, bodies that
-are not the JSON the API promises) are retried a bounded number of times with exponential backoff
+Requests run concurrently (at most `concurrency` at once) on an asyncio loop in a helper thread
+that lives as long as the teacher, with one pool of keep-alive connections, and each result is
+handed to the caller as soon as it arrives, so it can be stored before the next one comes back.
+Transient failures (HTTP 429 and 5xx, timeouts, dropped connections, bodies that are not the JSON
+the API promises) are retried a bounded number of times with exponential backoff
 and full jitter, honouring Retry-After; other client errors (400, 401, 404) fail at once. A request
 that still fails is returned as a failed result: the caller records it and the run goes on.
 
@@ -18,6 +19,7 @@ and never stored, logged or put in an error message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import random
@@ -100,52 +102,83 @@ class OpenAICompatibleTeacher:
                 raise CurationError(f"environment variable {config.api_key_env} (the teacher's API key) is not set")
             self._headers["authorization"] = f"Bearer {key}"
         self._path = "chat/completions" if config.api == "chat" else "completions"  # relative to base_url
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._pid = os.getpid()
 
     def close(self) -> None:
-        pass  # clients live only as long as each generate() call
+        """Closes the connections and stops the loop's thread (a later generate() starts them again)."""
+        with self._lock:
+            loop, thread, client = self._loop, self._thread, self._client
+            self._loop = self._thread = self._client = None
+        if loop is None or thread is None or self._pid != os.getpid():
+            return  # nothing started, or it was started in the process this one was forked from
+        if client is not None:
+            # Best effort: the connections die with the loop anyway.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()
 
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
         results: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
-        thread = threading.Thread(
-            target=self._run_loop, args=(list(requests), params, results, stop), name="teacher-http", daemon=True
-        )
-        thread.start()
+        asyncio.run_coroutine_threadsafe(self._run_all(list(requests), params, results, stop), self._running_loop())
         try:
             while (item := results.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            stop.set()  # the caller stopped early (or failed): cancel what is still in flight
-            thread.join()
+            # The caller stopped early (or failed): cancel what is still in flight, and wait until
+            # it has stopped, so that nothing of this call runs on once it has returned.
+            stop.set()
+            while item is not _DONE:
+                item = results.get()
 
-    def _run_loop(
-        self, requests: list[GenerationRequest], params: SamplingParams, out: queue.Queue[Any], stop: threading.Event
-    ) -> None:
-        try:
-            asyncio.run(self._run_all(requests, params, out, stop))
-        except BaseException as error:  # surfaced in the caller's thread
-            out.put(error)
-        finally:
-            out.put(_DONE)
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop that all of this teacher's requests run on, in a thread of its own.
+
+        It lives as long as the teacher (until close()), and with it the client and its pool of
+        connections: a batch after the first reuses them instead of connecting anew.
+        """
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # after a fork, the parent's loop is not ours
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="teacher-http", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._client, self._pid = loop, thread, None, os.getpid()
+                self._semaphore = None
+            return self._loop
+
+    def _session(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        """The client, made on first use on the loop's thread (aiohttp binds it to the running loop)."""
+        if self._client is None or self._client.closed or self._semaphore is None:
+            timeout = aiohttp.ClientTimeout(
+                total=self.config.request_timeout, connect=min(10.0, self.config.request_timeout)
+            )
+            self._client = aiohttp.ClientSession(
+                base_url=self.config.base_url.rstrip("/") + "/",
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=self.config.concurrency),
+                timeout=timeout,
+            )
+            # One limit for the teacher, however many generate() calls share it at once.
+            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        return self._client, self._semaphore
 
     async def _run_all(
         self, requests: list[GenerationRequest], params: SamplingParams, out: queue.Queue[Any], stop: threading.Event
     ) -> None:
         # aiohttp, not httpx: on these machines its client does ~10x the requests per CPU second,
         # and at a thousand generations a second the client's own cost is what is left to pay.
-        connector = aiohttp.TCPConnector(limit=self.config.concurrency)
-        timeout = aiohttp.ClientTimeout(
-            total=self.config.request_timeout, connect=min(10.0, self.config.request_timeout)
-        )
-        semaphore = asyncio.Semaphore(self.config.concurrency)
-        async with aiohttp.ClientSession(
-            base_url=self.config.base_url.rstrip("/") + "/",
-            headers=self._headers,
-            connector=connector,
-            timeout=timeout,
-        ) as client:
+        try:
+            client, semaphore = self._session()
 
             async def one(request: GenerationRequest) -> None:
                 out.put(await self._request(client, semaphore, request, params))
@@ -157,6 +190,10 @@ class OpenAICompatibleTeacher:
             for task in tasks:
                 if not task.cancelled() and (error := task.exception()) is not None:
                     raise error
+        except BaseException as error:  # surfaced in the caller's thread
+            out.put(error)
+        finally:
+            out.put(_DONE)
 
     @staticmethod
     async def _watch(stop: threading.Event, tasks: list[asyncio.Task[None]]) -> None:
@@ -234,17 +271,31 @@ class OpenAICompatibleTeacher:
         seed: int | None,
     ) -> tuple[list[Completion], tuple[int, int], int]:
         body = orjson.dumps(self._body(request, params, n, seed))
+        # The first attempt is made outside the retry machinery, whose bookkeeping costs as much as
+        # the request itself at a thousand requests a second; tenacity takes over on a transient
+        # failure, counting that attempt as its first, so backoff and the bound are unchanged.
+        try:
+            async with semaphore:
+                choices, usage = await self._post(client, body)
+            return choices, usage, 1
+        except TransientTeacherError as error:
+            first_failure = error
+        except TeacherCallError as error:
+            error.attempts = 1
+            raise
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.max_attempts),
             wait=_Backoff(self.config.backoff_base, self.config.backoff_max),
             retry=retry_if_exception_type(TransientTeacherError),
             reraise=True,
         )
-        made = 0
+        made = 1
         try:
             async for attempt in retrying:
                 with attempt:
                     made = attempt.retry_state.attempt_number
+                    if made == 1:
+                        raise first_failure
                     async with semaphore:
                         choices, usage = await self._post(client, body)
                     return choices, usage, made
