@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,18 +75,25 @@ def prepare(db: Database, size: int, kind: str, teacher_url: str) -> int:
         return run.id
 
 
-def embedded(size: int, kind: str, teacher_url: str, directory: Path) -> float:
+def _cpu_seconds() -> float:
+    """CPU time of this process, all its threads (not the sandbox's processes, nor the stub's)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def embedded(size: int, kind: str, teacher_url: str, directory: Path) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) for the run."""
     path = directory / f"embedded-{kind}-{size}.db"
     db = Database(f"sqlite:///{path}")
     run_id = prepare(db, size, kind, teacher_url)
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     final = run_embedded(db, run_id)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     assert final.labelled == size, final
     db.dispose()
     path.unlink()
-    return elapsed
+    return elapsed, cpu
 
 
 def celery(size: int, kind: str, teacher_url: str, admin_url: str, redis_url: str, directory: Path) -> float:
@@ -157,8 +166,15 @@ def main() -> None:
                 for mode in args.modes.split(","):
                     rates = []
                     for size in sizes:
+                        # The sandbox's own rate is measured just before and just after the pipeline
+                        # and averaged: this machine's speed drifts by 10-15% within minutes.
+                        sample = min(size, 20_000)  # the sandbox's rate does not depend on how many
+                        alone = []
+                        if kind == "program" and mode == "embedded":
+                            alone.append(sample / sandbox_alone(sample))
+                        cpu = None
                         if mode == "embedded":
-                            seconds = embedded(size, kind, url, directory)
+                            seconds, cpu = embedded(size, kind, url, directory)
                         else:
                             seconds = celery(size, kind, url, args.postgres_url, args.redis_url, directory)
                         rate = size / seconds
@@ -167,10 +183,15 @@ def main() -> None:
                             f"{kind:<8} {mode:<9} {size:>8,} problems  {rate:>8,.0f} generations/s  "
                             f"{1e6 / rate:>7.0f} us each"
                         )
-                        if kind == "program" and mode == "embedded":
-                            sample = min(size, 20_000)  # the sandbox's rate does not depend on how many
-                            alone = sample / sandbox_alone(sample)
-                            line += f"   sandbox alone {alone:,.0f}/s: pipeline at {rate / alone:.0%} of it"
+                        if cpu is not None:
+                            line += f"  ({1e6 * cpu / size:,.0f} us CPU in this process)"
+                        if alone:
+                            alone.append(sample / sandbox_alone(sample))
+                            mean = statistics.fmean(alone)
+                            line += (
+                                f"   sandbox alone {alone[0]:,.0f}/s before, {alone[1]:,.0f}/s after: "
+                                f"pipeline at {rate / mean:.0%} of their mean"
+                            )
                         print(line, flush=True)
                     if len(rates) > 1:
                         print(
