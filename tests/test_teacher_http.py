@@ -10,6 +10,7 @@ from typing import cast
 
 import pytest
 
+from curation.errors import CurationError
 from curation.templates import Prompt
 from workers.teachers.base import GenerationRequest, GenerationResult, SamplingParams
 from workers.teachers.openai_http import HttpTeacherConfig, OpenAICompatibleTeacher
@@ -163,3 +164,14 @@ def test_batches_reuse_the_connections_until_the_teacher_is_closed() -> None:
         # A closed teacher starts again on its next call.
         (again,) = ask(backend, ["Q"]).values()
     assert again.error is None and server.accepted <= 5
+
+
+def test_closing_the_teacher_mid_call_fails_the_call_instead_of_hanging_it() -> None:
+    with StubServer(fixed("ok"), faults=[Rule(Fault.hang)]) as server:
+        backend = teacher(server, request_timeout=60.0)
+        stream = backend.generate([GenerationRequest(0, Prompt("Q"), (0,))], SamplingParams())
+        threading.Timer(0.5, backend.close).start()
+        started = time.monotonic()
+        with pytest.raises(CurationError, match="closed while generating"):
+            next(iter(stream))
+    assert time.monotonic() - started < 10

@@ -39,6 +39,32 @@ from workers.teachers.base import Completion, GenerationRequest, GenerationResul
 _DONE = object()
 
 
+class _LoopGone(CurationError):
+    def __init__(self) -> None:
+        super().__init__("the HTTP teacher was closed while generating (its event loop stopped)")
+
+
+async def _shutdown(client: aiohttp.ClientSession | None) -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if client is not None:
+        await client.close()
+
+
+def _take(results: queue.Queue[Any], thread: threading.Thread) -> Any:
+    """The next item, or a _LoopGone error if the loop's thread has died (close() from another
+    thread): a generate() call must not wait forever for results that cannot come."""
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            if not thread.is_alive():
+                return _LoopGone()
+
+
 @dataclass(frozen=True)
 class HttpTeacherConfig:
     """base_url: the API root, e.g. http://127.0.0.1:8000/v1. api: "chat" (/chat/completions) or
@@ -116,10 +142,10 @@ class OpenAICompatibleTeacher:
             self._loop = self._thread = self._client = None
         if loop is None or thread is None or self._pid != os.getpid():
             return  # nothing started, or it was started in the process this one was forked from
-        if client is not None:
-            # Best effort: the connections die with the loop anyway.
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
+        # Best effort: whatever is in flight is cancelled (a generate() still waiting gets an
+        # error), and the connections die with the loop anyway.
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_shutdown(client), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         if not thread.is_alive():
@@ -128,9 +154,11 @@ class OpenAICompatibleTeacher:
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
         results: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
-        asyncio.run_coroutine_threadsafe(self._run_all(list(requests), params, results, stop), self._running_loop())
+        loop, thread = self._running_loop()
+        asyncio.run_coroutine_threadsafe(self._run_all(list(requests), params, results, stop), loop)
+        item: Any = None
         try:
-            while (item := results.get()) is not _DONE:
+            while (item := _take(results, thread)) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -138,10 +166,10 @@ class OpenAICompatibleTeacher:
             # The caller stopped early (or failed): cancel what is still in flight, and wait until
             # it has stopped, so that nothing of this call runs on once it has returned.
             stop.set()
-            while item is not _DONE:
-                item = results.get()
+            while item is not _DONE and not isinstance(item, _LoopGone):
+                item = _take(results, thread)
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
+    def _running_loop(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
         """The event loop that all of this teacher's requests run on, in a thread of its own.
 
         It lives as long as the teacher (until close()), and with it the client and its pool of
@@ -154,7 +182,8 @@ class OpenAICompatibleTeacher:
                 thread.start()
                 self._loop, self._thread, self._client, self._pid = loop, thread, None, os.getpid()
                 self._semaphore = None
-            return self._loop
+            assert self._thread is not None
+            return self._loop, self._thread
 
     def _session(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         """The client, made on first use on the loop's thread (aiohttp binds it to the running loop)."""
@@ -190,6 +219,8 @@ class OpenAICompatibleTeacher:
             for task in tasks:
                 if not task.cancelled() and (error := task.exception()) is not None:
                     raise error
+        except asyncio.CancelledError:  # only close() cancels a whole call
+            out.put(_LoopGone())
         except BaseException as error:  # surfaced in the caller's thread
             out.put(error)
         finally:
