@@ -44,6 +44,16 @@ class _LoopGone(CurationError):
         super().__init__("the HTTP teacher was closed while generating (its event loop stopped)")
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """libuv's loop where there is one: at a thousand requests a second it costs the client about
+    a tenth less CPU per request than asyncio's own (bench/orchestration.py)."""
+    try:
+        import uvloop
+    except ImportError:  # no uvloop on Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 async def _shutdown(client: aiohttp.ClientSession | None) -> None:
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
@@ -177,7 +187,7 @@ class OpenAICompatibleTeacher:
         """
         with self._lock:
             if self._loop is None or self._pid != os.getpid():  # after a fork, the parent's loop is not ours
-                loop = asyncio.new_event_loop()
+                loop = _new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="teacher-http", daemon=True)
                 thread.start()
                 self._loop, self._thread, self._client, self._pid = loop, thread, None, os.getpid()
