@@ -5,6 +5,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+def shortened(text: str, limit: int = 60) -> str:
+    """Text for an error message, cut to `limit`: an id, an exception's text or a model's output
+    may quote a whole, huge, record."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """`text` quoted for an error message, cut as `shortened` cuts it, with its length when cut."""
+    return repr(text) if len(text) <= limit else f"{shortened(text, limit)!r} ({len(text):,} characters)"
+
+
 class CurationError(Exception):
     """Base class: the CLI prints these without a traceback."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from curation.errors import quoted
 from curation.models.task import AnswerType
 
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -80,7 +81,7 @@ def parse_number(raw: str | int | float) -> Decimal:
         # Each part is bounded before dividing, and the quotient after: "9"*5000 + "/7" is refused, not computed.
         numerator, denominator = (bounded(Decimal(part)) for part in fraction.groups())
         if denominator == 0:
-            raise AnswerFormatError(f"{_preview(raw)} divides by zero")
+            raise AnswerFormatError(f"{quoted(raw)} divides by zero")
         return bounded(numerator / denominator)
     compact = text.replace(",", "")
     if _NUMBER.fullmatch(compact):
@@ -94,12 +95,7 @@ def parse_number(raw: str | int | float) -> Decimal:
                 return bounded(Decimal(leading.group(1).replace(",", "")))
             except InvalidOperation:
                 pass
-    raise AnswerFormatError(f"{_preview(raw)} is not a number")
-
-
-def _preview(raw: str) -> str:
-    """The text for an error message, shortened: it may be a model's whole output."""
-    return repr(raw) if len(raw) <= 60 else f"{raw[:40]!r}... ({len(raw):,} characters)"
+    raise AnswerFormatError(f"{quoted(raw)} is not a number")
 
 
 def normalize_choice(raw: str, labels: list[str] | None = None) -> str:

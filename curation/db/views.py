@@ -42,6 +42,32 @@ def _pass_at_k(k: int, n: str = "n", c: str = "c") -> str:
 
 _CORRECT = "SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END)"
 
+
+def _run_quality(executed_ok: str, joins: str) -> str:
+    return f"""
+SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
+       m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
+       r.samples_per_problem, r.temperature, r.status,
+       COUNT(g.id) AS generations,
+       SUM(CASE WHEN g.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+       COUNT(ra.id) AS rationales,
+       COUNT(cl.label_id) AS labelled,
+       SUM(CASE WHEN cl.verdict IN ('correct', 'incorrect', 'error') THEN 1 ELSE 0 END) AS parsed,
+       {executed_ok} AS executed_ok,
+       {_CORRECT} AS correct,
+       {_ratio(_CORRECT, "COUNT(g.id)")} AS pass_rate
+FROM synthesis_run r
+JOIN task t ON t.id = r.task_id
+JOIN model m ON m.id = r.teacher_id
+JOIN prompt_template pt ON pt.id = r.template_id
+LEFT JOIN generation g ON g.synthesis_run_id = r.id
+LEFT JOIN rationale ra ON ra.generation_id = g.id
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+{joins}
+GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
+         r.samples_per_problem, r.temperature, r.status"""
+
+
 V1: list[tuple[str, str]] = [
     (
         # The label that speaks for a rationale now: its most recent one. Older labels (other
@@ -73,28 +99,10 @@ WHERE recency = 1""",
     ),
     (
         "run_quality",
-        f"""
-SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
-       m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
-       r.samples_per_problem, r.temperature, r.status,
-       COUNT(g.id) AS generations,
-       SUM(CASE WHEN g.status = 'failed' THEN 1 ELSE 0 END) AS failed,
-       COUNT(ra.id) AS rationales,
-       COUNT(cl.label_id) AS labelled,
-       SUM(CASE WHEN cl.verdict IN ('correct', 'incorrect', 'error') THEN 1 ELSE 0 END) AS parsed,
-       SUM(CASE WHEN ce.status = 'ok' THEN 1 ELSE 0 END) AS executed_ok,
-       {_CORRECT} AS correct,
-       {_ratio(_CORRECT, "COUNT(g.id)")} AS pass_rate
-FROM synthesis_run r
-JOIN task t ON t.id = r.task_id
-JOIN model m ON m.id = r.teacher_id
-JOIN prompt_template pt ON pt.id = r.template_id
-LEFT JOIN generation g ON g.synthesis_run_id = r.id
-LEFT JOIN rationale ra ON ra.generation_id = g.id
-LEFT JOIN current_label cl ON cl.rationale_id = ra.id
-LEFT JOIN current_execution ce ON ce.rationale_id = ra.id
-GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
-         r.samples_per_problem, r.temperature, r.status""",
+        _run_quality(
+            "SUM(CASE WHEN ce.status = 'ok' THEN 1 ELSE 0 END)",
+            "LEFT JOIN current_execution ce ON ce.rationale_id = ra.id",
+        ),
     ),
     (
         # Per task x split x teacher x template, over all runs: "which template gives the most
@@ -203,31 +211,6 @@ LEFT JOIN current_execution ce ON ce.rationale_id = child.id
 WHERE child.origin = 'refinement'""",
     ),
 ]
-
-
-def _run_quality(executed_ok: str, joins: str) -> str:
-    return f"""
-SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
-       m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
-       r.samples_per_problem, r.temperature, r.status,
-       COUNT(g.id) AS generations,
-       SUM(CASE WHEN g.status = 'failed' THEN 1 ELSE 0 END) AS failed,
-       COUNT(ra.id) AS rationales,
-       COUNT(cl.label_id) AS labelled,
-       SUM(CASE WHEN cl.verdict IN ('correct', 'incorrect', 'error') THEN 1 ELSE 0 END) AS parsed,
-       {executed_ok} AS executed_ok,
-       {_CORRECT} AS correct,
-       {_ratio(_CORRECT, "COUNT(g.id)")} AS pass_rate
-FROM synthesis_run r
-JOIN task t ON t.id = r.task_id
-JOIN model m ON m.id = r.teacher_id
-JOIN prompt_template pt ON pt.id = r.template_id
-LEFT JOIN generation g ON g.synthesis_run_id = r.id
-LEFT JOIN rationale ra ON ra.generation_id = g.id
-LEFT JOIN current_label cl ON cl.rationale_id = ra.id
-{joins}
-GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
-         r.samples_per_problem, r.temperature, r.status"""
 
 
 V2: list[tuple[str, str]] = [

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from curation.answers.normalize import AnswerFormatError, normalize_gold
 from curation.db.base import json_dumps
-from curation.errors import InputError, SourceLocation
+from curation.errors import InputError, SourceLocation, shortened
 from curation.ingestion.formats import Choice, ParsedProblem
 from curation.ingestion.splits import MAX_SPLIT_NAME_CHARS
 from curation.models.task import AnswerType
@@ -62,10 +62,6 @@ class ProblemRow(NamedTuple):
             task_id, self.split, self.source_ref, self.question, self.gold_answer_raw, self.gold_answer,
             self.choices, self.reference_rationale, self.content_hash, self.meta,
         )  # fmt: skip
-
-
-def _preview(text: str) -> str:
-    return repr(text) if len(text) <= 40 else f"{text[:30]!r}..."
 
 
 def text_problem(value: str) -> str | None:
@@ -141,12 +137,13 @@ def build_row(
     """Validate and normalize one problem; InputError naming `location` if it cannot be stored."""
     if not split or len(split) > MAX_SPLIT_NAME_CHARS:
         raise InputError(
-            location, f"the split name {_preview(split)} is {len(split):,} characters; 1 to {MAX_SPLIT_NAME_CHARS} fit"
+            location,
+            f"the split name {shortened(split, 40)!r} is {len(split):,} characters; 1 to {MAX_SPLIT_NAME_CHARS} fit",
         )
     if not source_ref or len(source_ref) > MAX_SOURCE_REF_CHARS:
         raise InputError(
             location,
-            f"the record's id (source_ref) {_preview(source_ref)} is {len(source_ref):,} characters; "
+            f"the record's id (source_ref) {shortened(source_ref, 40)!r} is {len(source_ref):,} characters; "
             f"1 to {MAX_SOURCE_REF_CHARS} fit",
         )
     question = parsed.question

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from curation.errors import ConflictError, CurationError, InputError, SourceLocation
+from curation.errors import ConflictError, CurationError, InputError, SourceLocation, shortened
 from curation.ingestion.formats import (
     FORMATS,
     ColumnMapping,
@@ -215,7 +215,7 @@ def _rows_from_records(
         try:
             parsed = parse(raw.data, options)
             if parsed.source_id is not None and location.record_id is None:
-                location = location._replace(record_id=_shortened(parsed.source_id))
+                location = location._replace(record_id=shortened(parsed.source_id))
             if split is None:
                 report.skip("not in the split file", location)
                 continue
@@ -237,14 +237,9 @@ def _rows_from_records(
             raise InputError(location, str(error)) from None
         except Exception as error:  # a parser's KeyError, TypeError, ...: still this record's fault
             raise InputError(
-                location, f"cannot read the record: {type(error).__name__}: {_shortened(str(error), 200)}"
+                location, f"cannot read the record: {type(error).__name__}: {shortened(str(error), 200)}"
             ) from error
         yield row
-
-
-def _shortened(text: str, limit: int = 60) -> str:
-    """For error messages: ids and exception texts may quote a whole, huge, record."""
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _parse_options(spec: TaskSpec, mapping: ColumnMapping | None) -> ParseOptions:

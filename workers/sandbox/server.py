@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 
+from curation.db.text import storable
 from workers.sandbox import landlock, protocol, seccomp
 from workers.sandbox.child import CONFINED, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS, SAFE_ENV, run_child
 
@@ -238,19 +239,6 @@ _PROGRAM_STATUSES = frozenset(("ok", "error", "syntax", "memory"))
 _TEXT_CAPS = {"value": MAX_VALUE_CHARS, "value_type": 100, "error_type": 200, "error_message": MAX_MESSAGE_CHARS}
 
 
-def _storable(text: str, cap: int) -> str:
-    """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate (legal in
-    JSON, so a program can send one) cannot be encoded as UTF-8."""
-    text = text[:cap]
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode()
-    return text
-
-
 def _program_report(body: bytes, output_cap: int) -> dict[str, Any] | None:
     """The child's report, checked field by field: the program shares the child's process and can
     write to the result pipe itself, so the report is untrusted input. None if it is malformed."""
@@ -265,11 +253,11 @@ def _program_report(body: bytes, output_cap: int) -> dict[str, Any] | None:
             if value is not None and not isinstance(value, str):
                 return None
             if value is not None:
-                report[key] = _storable(value, _TEXT_CAPS[key])
+                report[key] = storable(value[: _TEXT_CAPS[key]])
         elif key in ("stdout", "stderr"):
             if not isinstance(value, str):
                 return None
-            report[key] = _storable(value, output_cap)
+            report[key] = storable(value[:output_cap])
         elif key == "output_truncated":
             if not isinstance(value, bool):
                 return None
@@ -292,7 +280,7 @@ def _setup_failure(payload: bytes, wait_status: int, elapsed_ms: float) -> dict[
     return {
         "status": "killed",
         "error_type": protocol.SETUP_FAILED,
-        "error_message": _storable(message, MAX_MESSAGE_CHARS),
+        "error_message": storable(message[:MAX_MESSAGE_CHARS]),
         "duration_ms": elapsed_ms,
     }
 
