@@ -2,13 +2,23 @@
 
 Variables a template can use: ``question``; ``choices`` (a list of ``{"label", "text"}``, empty
 when the task has none) and ``choices_text`` (`` Answer choices: (A) 5, (B) 6.`` as Fine-tune-CoT
-verbalises them, or ``""``); ``task`` and ``answer_type``. The second stage of zero-shot-CoT
-also gets ``prompt`` (the first stage's prompt) and ``rationale`` (the teacher's first answer).
-Undefined variables are errors, so a typo fails when the template is added, not mid-run.
+verbalises them, or ``""``); ``task`` and ``answer_type``; ``answer_trigger``, Kojima et al.'s
+stage-2 trigger for the answer type (curation/answers/triggers.py). The second stage of
+zero-shot-CoT also gets ``prompt`` (the first stage's prompt) and ``rationale`` (the teacher's
+first answer). Undefined variables are errors, so a typo fails when the template is added, not
+mid-run.
+
+A second stage that starts with the first stage's prompt continues the teacher's own text. For a
+completions endpoint that is the whole text; over a chat API it is the first prompt as the user's
+turn and the rest (the rationale and the trigger) as the start of the assistant's turn, which the
+teacher continues instead of replying to it (`Prompt.messages`). Runs of a two-stage template ask
+an HTTP teacher through its completions endpoint unless told otherwise.
 
 Built in:
 - ``zero-shot-cot``: Kojima et al.'s two stages, ``Q: {question}\\nA: Let's think step by step.``,
-  then ``{prompt}{rationale}\\nTherefore, the answer is``;
+  then ``{prompt}{rationale}\\n{answer_trigger}``: "Therefore, the answer (arabic numerals) is",
+  "Therefore, among A through E, the answer is" (the task's first and last letters), "Therefore,
+  the answer (Yes or No) is" or "Therefore, the answer is" (free text);
 - ``pad-program``: PaD's few-shot program prompt (``def solution(): ... return result``), with
   exemplars written for this project: PaD's own exemplars are GSM8K *test* questions, which would
   leak evaluation data into training;
@@ -28,6 +38,7 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from curation.answers.triggers import stage_two_trigger
 from curation.errors import CurationError, InputError, NotFoundError
 from curation.models import AnswerType, PromptTemplate, TemplateStyle
 from curation.repositories import templates as template_repo
@@ -37,7 +48,7 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 ZERO_SHOT_COT = "Q: {{ question }}{{ choices_text }}\nA: Let's think step by step."
-ZERO_SHOT_COT_ANSWER = "{{ prompt }}{{ rationale }}\nTherefore, the answer is"
+ZERO_SHOT_COT_ANSWER = "{{ prompt }}{{ rationale }}\n{{ answer_trigger }}"
 
 PAD_EXEMPLARS = [
     (
@@ -125,12 +136,26 @@ def choices_text(choices: list[dict[str, str]] | None) -> str:
 
 @dataclass(frozen=True)
 class Prompt:
-    """A rendered request: `text` for completion endpoints; `messages()` wraps it for chat ones."""
+    """A rendered request: `text` for completion endpoints; `messages()` wraps it for chat ones.
+
+    `continues_at`: where the teacher's own earlier text begins in `text` (zero-shot-CoT's second
+    stage); over chat, what follows is sent as the assistant's unfinished turn.
+    """
 
     text: str
+    continues_at: int | None = None
+
+    @property
+    def continues_assistant(self) -> bool:
+        return self.continues_at is not None
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"role": "user", "content": self.text}]
+        if self.continues_at is None:
+            return [{"role": "user", "content": self.text}]
+        return [
+            {"role": "user", "content": self.text[: self.continues_at]},
+            {"role": "assistant", "content": self.text[self.continues_at :]},
+        ]
 
     @property
     def digest(self) -> str:
@@ -146,6 +171,12 @@ class ProblemView:
     task: str
     answer_type: AnswerType
 
+    @property
+    def choice_order(self) -> list[str] | None:
+        """The order a rendering shows the options in: the stored one (templates see `choices` as
+        stored), recorded with each generation so a letter is read as the option shown under it."""
+        return [c["label"] for c in self.choices] if self.choices else None
+
 
 def _variables(problem: ProblemView) -> dict[str, Any]:
     return {
@@ -154,6 +185,7 @@ def _variables(problem: ProblemView) -> dict[str, Any]:
         "choices_text": choices_text(problem.choices),
         "task": problem.task,
         "answer_type": problem.answer_type.value,
+        "answer_trigger": stage_two_trigger(problem.answer_type, [c["label"] for c in problem.choices or []]),
     }
 
 
@@ -175,7 +207,10 @@ class CompiledTemplate:
     def render_answer_stage(self, problem: ProblemView, first: Prompt, rationale: str) -> Prompt:
         if self._second is None:
             raise CurationError(f"template {self.name} v{self.version} has a single stage")
-        return Prompt(self._second.render({**_variables(problem), "prompt": first.text, "rationale": rationale}))
+        text = self._second.render({**_variables(problem), "prompt": first.text, "rationale": rationale})
+        # The first prompt as the user's turn, the teacher's text and the trigger as its own.
+        continues_at = len(first.text) if text.startswith(first.text) and len(text) > len(first.text) else None
+        return Prompt(text, continues_at)
 
 
 def _compile(text: str, name: str) -> jinja2.Template:
@@ -231,7 +266,11 @@ def add_few_shot_from_ftcot(session: Session, path: Path, task: str) -> PromptTe
 
 
 def resolve_template(session: Session, name: str, version: int | None = None) -> PromptTemplate:
-    """A stored template by name (newest version unless given); built-ins are stored on first use."""
+    """A stored template by name (newest version unless given). A built-in's current text is
+    stored on first use, and as a new version when the code's text changed since (zero-shot-CoT's
+    per-answer-type triggers), so a run asking for it by name gets the current one."""
+    if name in BUILT_IN and version is None:
+        ensure_built_in(session, name)
     query = select(PromptTemplate).where(PromptTemplate.name == name)
     query = (
         query.where(PromptTemplate.version == version) if version else query.order_by(PromptTemplate.version.desc())
@@ -239,7 +278,5 @@ def resolve_template(session: Session, name: str, version: int | None = None) ->
     row = session.execute(query.limit(1)).scalar_one_or_none()
     if row is not None:
         return row
-    if name in BUILT_IN and version is None:
-        return ensure_built_in(session, name)
     known = ", ".join(sorted(set(BUILT_IN) | set(session.execute(select(PromptTemplate.name).distinct()).scalars())))
     raise NotFoundError(f"no template {name!r}{f' v{version}' if version else ''}; known: {known}")

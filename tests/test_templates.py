@@ -11,6 +11,7 @@ from curation.errors import InputError, NotFoundError
 from curation.models import AnswerType, TemplateStyle
 from curation.templates import (
     PAD_EXEMPLARS,
+    ZERO_SHOT_COT,
     CompiledTemplate,
     ProblemView,
     add_few_shot_from_ftcot,
@@ -34,8 +35,55 @@ def test_zero_shot_cot_two_stages(sqlite_db: Database) -> None:
     first = template.render(QUESTION)
     assert first.text == "Q: Sam has 3 apples and buys 2 more. How many now?\nA: Let's think step by step."
     second = template.render_answer_stage(QUESTION, first, " 3 + 2 = 5.")
-    assert second.text == first.text + " 3 + 2 = 5.\nTherefore, the answer is"
+    assert second.text == first.text + " 3 + 2 = 5.\nTherefore, the answer (arabic numerals) is"
     assert template.render(MC).text.startswith("Q: Which is a fruit? Answer choices: (A) carrot, (B) pear.\nA:")
+
+
+@pytest.mark.parametrize(
+    ("problem", "trigger"),
+    [
+        (QUESTION, "Therefore, the answer (arabic numerals) is"),
+        (MC, "Therefore, among A through B, the answer is"),
+        (
+            ProblemView("Is a pear a fruit?", None, "strategy_qa", AnswerType.yes_no),
+            "Therefore, the answer (Yes or No) is",
+        ),
+        (
+            ProblemView('Take the last letters of "Ann Bo".', None, "last_letters", AnswerType.text),
+            "Therefore, the answer is",
+        ),
+    ],
+    ids=["number", "multiple-choice", "yes-no", "text"],
+)
+def test_zero_shot_cot_stage_two_trigger_per_answer_type(
+    sqlite_db: Database, problem: ProblemView, trigger: str
+) -> None:
+    """Kojima et al.'s triggers; over chat, stage 2 is the assistant's own turn, to be continued."""
+    with sqlite_db.transaction() as session:
+        template = CompiledTemplate(resolve_template(session, "zero-shot-cot"))
+    first = template.render(problem)
+    second = template.render_answer_stage(problem, first, " Some reasoning.")
+    assert second.text == f"{first.text} Some reasoning.\n{trigger}"
+    assert not first.continues_assistant and first.messages() == [{"role": "user", "content": first.text}]
+    assert second.continues_assistant
+    assert second.messages() == [
+        {"role": "user", "content": first.text},
+        {"role": "assistant", "content": f" Some reasoning.\n{trigger}"},
+    ]
+
+
+def test_an_older_built_in_gets_a_new_version(sqlite_db: Database) -> None:
+    """A database holding zero-shot-cot's earlier text (one trigger for every task) gets the
+    current one as a new version when a run asks for the template by name."""
+    with sqlite_db.transaction() as session:
+        old = add_template(
+            session, name="zero-shot-cot", style=TemplateStyle.zero_shot_cot, text=ZERO_SHOT_COT,
+            answer_text="{{ prompt }}{{ rationale }}\nTherefore, the answer is",
+        )  # fmt: skip
+        current = resolve_template(session, "zero-shot-cot")
+        assert (old.version, current.version) == (1, 2)
+        assert current.answer_text is not None and "answer_trigger" in current.answer_text
+        assert resolve_template(session, "zero-shot-cot").id == current.id  # and only once
 
 
 def test_pad_program_prompt_exemplars_are_correct_programs(sqlite_db: Database) -> None:

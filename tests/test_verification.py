@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from curation.answers.verdict import VERIFIER_VERSION
 from curation.db.session import Database
 from curation.ingestion.service import ingest_files
 from curation.models import Execution, Label, Rationale, RationaleKind, TemplateStyle
@@ -46,15 +47,16 @@ def test_verify_a_program_run_twice_and_with_a_new_version(
     db: Database, sandbox: Sandbox, shared_data: Path, tmp_path: Path
 ) -> None:
     run_id = _program_run(db, shared_data, tmp_path, records=120)
-    first = verify(db, sandbox, run_id=run_id)
+    first = verify(db, sandbox, run_id=run_id, verifier_version="1")  # labels made before version 2
     assert (first.parsed, first.executed, first.labelled) == (120, 120, 120)
     assert sum(first.verdicts.values()) == 120 and first.verdicts["correct"] > 70
 
-    again = verify(db, sandbox, run_id=run_id)
+    again = verify(db, sandbox, run_id=run_id, verifier_version="1")
     assert (again.parsed, again.executed, again.labelled) == (0, 0, 0)
     assert (_count(db, Rationale), _count(db, Execution), _count(db, Label)) == (120, 120, 120)
 
-    second_version = verify(db, sandbox, run_id=run_id, verifier_version="2")
+    assert VERIFIER_VERSION == "2"
+    second_version = verify(db, sandbox, run_id=run_id)
     assert (second_version.executed, second_version.reused_executions, second_version.labelled) == (0, 120, 120)
     assert _count(db, Label) == 240  # the version-1 labels are kept
     with db.read() as session:

@@ -58,6 +58,7 @@ from curation.templates import CompiledTemplate, ProblemView, Prompt, default_st
 from workers.batch_lease import Lease, batch_key, known_dead
 from workers.sandbox import Limits
 from workers.teachers.base import GenerationRequest, GenerationResult, SamplingParams
+from workers.teachers.registry import OPENAI
 
 if TYPE_CHECKING:
     from workers.dispatch import Dispatcher
@@ -117,6 +118,10 @@ def create_run(session: Session, spec: RunSpec) -> SynthesisRun:
         session, role=ModelRole.teacher, backend=spec.teacher.backend, name=spec.teacher.name
     )
     template = resolve_template(session, spec.template, spec.template_version)
+    teacher_options = dict(spec.teacher.parameters)
+    if spec.teacher.backend == OPENAI and "api" not in teacher_options:
+        # A second stage continues the first's text: a completions endpoint takes it as it is.
+        teacher_options["api"] = "completions" if template.answer_text is not None else "chat"
     total, newest = run_repo.select_run_problems(session, task.id, spec.split, spec.offset, spec.limit)
     if total == 0:
         raise CurationError(
@@ -135,7 +140,7 @@ def create_run(session: Session, spec: RunSpec) -> SynthesisRun:
         max_tokens=spec.max_tokens,
         seed=spec.seed,
         params={
-            "teacher": dict(spec.teacher.parameters),
+            "teacher": teacher_options,
             "stop": list(spec.stop if spec.stop is not None else default_stop(template.style)),
             "batch_size": spec.batch_size,
             "limits": spec.limits.as_dict(),
@@ -349,7 +354,9 @@ class _Sink:
         if self.lease.lost:
             raise self.lease.lost_error()
 
-    def add_first_stage(self, problem_id: int, prompt: Prompt, result: GenerationResult) -> None:
+    def add_first_stage(
+        self, problem_id: int, prompt: Prompt, result: GenerationResult, choice_order: list[str] | None
+    ) -> None:
         samples = result.request.samples
         rows = []
         for position, sample in enumerate(samples):
@@ -365,6 +372,7 @@ class _Sink:
                 result.latency_ms,
                 result.attempts,
                 None if completion else storable(result.error or "no completion returned"),
+                choice_order,
             ))  # fmt: skip
         with self._buffer_lock:
             self.first_stage.extend(rows)
@@ -509,7 +517,7 @@ def _generate(
     with _Sink(db, runtime.dispatcher, context, retry_failed, lease) as sink:
         for result in _ask(runtime, context, first_stage, context.sampling) if first_stage else ():
             pid = cast(int, result.request.key)
-            sink.add_first_stage(pid, prompts[pid], result)
+            sink.add_first_stage(pid, prompts[pid], result, problems[pid].choice_order)
         if two_stage:
             sink.flush()  # the second stage reads what the first stored
             with db.read() as session:

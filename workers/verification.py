@@ -32,6 +32,8 @@ from workers.sandbox import Limits, Sandbox, SandboxResult
 PARSE_BATCH = 2_000
 VERIFY_BATCH = 500
 VERIFIERS = repo.VERIFIER_BY_KIND
+# Students write Fine-tune-CoT's format (` {rationale} --> {answer}`), and so do their refinements.
+_STUDENT_ORIGINS = frozenset({RationaleOrigin.student, RationaleOrigin.refinement})
 
 Progress = Callable[[int], None]
 
@@ -45,10 +47,12 @@ class VerificationReport:
     verdicts: Counter[str] = field(default_factory=Counter)
 
 
-def parse_run(db: Database, run_id: int) -> int:
-    """Create the rationale of every successful generation of the run that has none yet."""
-    with db.read() as session:
-        run_repo.get_run(session, run_id)  # NotFoundError names the run
+def parse_run(db: Database, run_id: int | None) -> int:
+    """Create the rationale of every complete generation of the run (of every run, for None) that
+    has none yet."""
+    if run_id is not None:
+        with db.read() as session:
+            run_repo.get_run(session, run_id)  # NotFoundError names the run
     created = 0
     while True:
         with db.transaction() as session:
@@ -126,8 +130,9 @@ def _store(
             execution_id: int | None = execution.execution_id
         else:
             judgement = judge_cot(
-                p.body, p.gold_answer, p.answer_type, answer_output=p.answer_output, choices=p.choices
-            )
+                p.body, p.gold_answer, p.answer_type, answer_output=p.answer_output, choices=p.choices,
+                choice_order=p.choice_order, student=p.origin in _STUDENT_ORIGINS,
+            )  # fmt: skip
             execution_id = None
         by_run[p.synthesis_run_id].append(
             (p.rationale_id, execution_id, VERIFIERS[p.kind], version, judgement.verdict.value,
@@ -193,10 +198,11 @@ def verify(
     """Label every rationale in scope that has no label from this verifier version yet.
 
     Scope: one synthesis run (its generations are parsed into rationales first), some rationales,
-    or, with neither, everything not yet verified by this version.
+    or, with neither, everything not yet verified by this version: every run's generations not
+    yet parsed (imported ones, say) are parsed first.
     """
     report = VerificationReport()
-    if run_id is not None:
+    if run_id is not None or rationale_ids is None:
         report.parsed = parse_run(db, run_id)
     limits = limits or sandbox.limits
     after_id = 0

@@ -1,21 +1,39 @@
 """Finding the final answer in a chain-of-thought rationale.
 
-The rules, tried in this order (the first that finds a marker decides where to look):
+Where to look (the first rule that applies decides; docs/verification.md has the full account):
 
-1. Fine-tune-CoT student format, ``{rationale} --> {answer} END``: the text after the last ``-->``.
-2. Zero-shot-CoT, two stages: the second completion (the text the teacher wrote after
-   ``...Therefore, the answer is``), passed as ``answer_output``; or, in a single text, what
-   follows the last "Therefore, the answer is".
-3. Few-shot CoT: what follows the last "The answer is".
-4. Otherwise the whole text, where the *last* candidate counts (a last-number fallback).
+1. A separate stage-2 output (zero-shot-CoT's second completion, ``answer_output``): the text
+   after the last stage-2 trigger inside it, if it repeats one, else all of it. It always wins:
+   nothing the rationale says beats the answer the teacher gave when asked for it.
+2. Fine-tune-CoT's student format, ``{rationale} --> {answer} END``: the text after the last
+   ``-->``. Only for student-format text: a student's output (``student=True``), or a text whose
+   last ``-->`` is followed by a one-line answer and nothing else (no trigger after it). A teacher
+   rationale's arrow (``5 --> 6``) is not this format.
+3. A stage-2 trigger inside the text (a single completion holding rationale, trigger and answer):
+   the text after the last one (triggers.py).
+4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:``, ``\\boxed{...}``
+   (its content only), GSM8K's ``#### n`` line.
+5. No marker: the last candidate of the whole text; for yes/no the first yes/no word of the last
+   sentence holding one; free text has no fallback.
 
-Within the text a marker points to, the *first* candidate counts, as in Fine-tune-CoT's
-evaluator. What a candidate is depends on the answer type: a number (``1,000``, ``-3.5``,
-``$18.00``, ``3/4``, ``2.5e3``; not a hex literal such as ``0x1p3``, nor a number that is the base
-or exponent of a power such as ``2^10``, nor one out of range such as ``1e999999999``, see
-normalize.py); an option letter (``(B)``, ``B)``, a lone ``B``) or, failing that, the text
-of one of the options; yes or no; for free text, the first line with quotes and the final period
-removed.
+After a trigger or marker, the first candidate counts. Candidates are read from the plain text
+(markup.py: Markdown emphasis and LaTeX resolved), and depend on the answer type:
+
+- number: ``1,080``, ``-3.5``, ``−12`` (any dash glued to a digit and not after an operand is a
+  sign; ``x - 10`` is the number 10), ``$18.00``, ``3/4`` (also before a full stop), ``50%``,
+  ``2.5e3``. Not a candidate: a hex, binary or octal literal, the base or exponent of a power
+  (``2**10``, ``2^10``), a date (``09/08/2021``), a fraction over zero, a number out of range
+  (normalize.py). When the first number after a marker is the first operand of an equation in the
+  same sentence (``The answer is 2 × 3 = 6.``), the number after its last ``=`` counts.
+- multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
+  ``B)``, ``(b)``, ``b)``, a lone ``B``, or a lone ``b`` followed by punctuation or the end (a lone
+  lowercase letter before a word is a word). A lone ``A`` or ``I`` before a lowercase word is
+  the article or pronoun unless that word is a verb or conjunction (``A is``, ``A because``). A
+  letter in a function call or formula (``P(A AND B)``, ``5C3``) is none. Failing a letter, an
+  option's text (word boundaries; the longest option first where two start together, so "24"
+  beats "2" and "money bank" beats "money"); failing that, a number equal to exactly one option's.
+- yes/no: yes, no, true, false (as words), hint phrases such as "(Yes or No)" excluded.
+- text: the first sentence of the first line; if it quotes something, the longest quotation.
 
 Program rationales need none of this: their answer is the value the program returns (see
 workers/sandbox/child.py).
@@ -23,78 +41,256 @@ workers/sandbox/child.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
+from curation.answers.markup import plain, unboxed
 from curation.answers.normalize import canonical_decimal, parse_number
+from curation.answers.triggers import HINT_WORDS, last_trigger
 from curation.models.task import AnswerType
 
+Choice = dict[str, str]
+
 _ARROW = re.compile(r"-->")
-_THEREFORE = re.compile(r"therefore,?\s+the\s+answer\s+is", re.IGNORECASE)
-_THE_ANSWER_IS = re.compile(r"the\s+(?:final\s+)?answer\s+is", re.IGNORECASE)
+_THE_ANSWER_IS = re.compile(
+    r"\b(?:final\s+|correct\s+|right\s+|best\s+)?answer\s*(?:is|would\s+be|will\s+be|=)(?![\w'’])", re.IGNORECASE
+)
+_ANSWER_LABEL = re.compile(r"\banswer\s*[:：]", re.IGNORECASE)
+_HASHES = re.compile(r"(?:^|\n)[ \t]*####[ \t]*")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_LEADING_MARKER = re.compile(
+    r"^[\s:,.\-]*(?:(?:so|thus|hence)\s*,?\s+)?(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is|:|=)\s*",
+    re.IGNORECASE,
+)
+
+_SIGNS = "-−–—‐‑﹣－"  # hyphen-minus, minus, en and em dash, hyphens, small and full-width hyphen-minus
 _NUMBER = re.compile(
-    # Not inside a word or a decimal, and not the exponent of a power ("10**10**10", "2^10").
-    r"(?<![\w.])(?<!\*\*)(?<!\*\*\s)(?<!\^)(?<!\^\s)"
-    r"-?\$?\s?"
+    # Not inside a word, a decimal or a fraction, and not the exponent of a power ("10**10", "2^10").
+    r"(?<![\w./])(?<!\*\*)(?<!\*\*\s)(?<!\^)(?<!\^\s)(?<!\^-)(?<!\*\*-)"
+    r"(?P<sign>[" + _SIGNS + r"](?=\$|\.?\d))?"  # a sign is glued to its number: "x - 10" has none
+    r"(?P<currency>\$\s?)?"
     r"(?!0(?:[xX][0-9a-fA-F]|[bB][01]|[oO][0-7]))"  # 0x1p3 is a hex literal, not the number 0
-    # Atomic and possessive: when the lookahead below refuses a number, no shorter prefix of it
-    # ("2" of "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
-    r"(?>(?:\d++\s*+/\s*+\d++(?![\d.])|\d{1,3}(?:,\d{3})++(?:\.\d++)?|\d++(?:\.\d++)?|\.\d++)"
-    r"(?:[eE][-+]?\d++)?%?)"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
+    # Atomic and possessive: when a lookahead refuses a number, no shorter prefix of it ("2" of
+    # "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
+    r"(?P<value>(?>(?:\d++(?:\.\d++)?\s*+/\s*+\d++(?:\.\d++)?(?![.,]\d|\s*/\s*\d)"  # 3/4, not 09/08/2021
+    r"|\d{1,3}(?:,\d{3})++(?:\.\d++)?"
+    r"|\d++(?:\.\d++)?(?!\s*/\s*\d)"
+    r"|\.\d++)"
+    r"(?:[eE][-+]?\d++)?%?))"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
     r"(?!\s*(?:\*\*|\^))"  # not the base of a power either
 )
-_PAREN_LETTER = re.compile(r"\(\s*([A-Za-z])\s*\)")
-_LETTER_PAREN = re.compile(r"(?<![A-Za-z])([A-Z])\)")
-_LONE_LETTER = re.compile(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])")
-_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_BINARY_BEFORE_SIGN = frozenset(")]%")
+_EQUATION_OPERATOR = re.compile(r"\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
+_EQUALS = re.compile(r"[=≈]")
+
+_CALL = re.compile(r"(?<=[A-Za-z0-9])\([^()\n]{0,80}\)")
+_CALL_ALLOWED_AFTER = re.compile(r"(?:option|choice|answer)$", re.IGNORECASE)
+_LETTER = re.compile(
+    r"(?<![A-Za-z0-9])\(\s*(?P<paren>[A-Za-z])\s*\)"
+    r"|(?<![A-Za-z0-9'’.\-])(?P<closing>[A-Za-z])\)"
+    r"|(?<![A-Za-z0-9'’\-])(?<![A-Za-z]\.)(?P<bare>[A-Za-z])(?![A-Za-z0-9'’]|-(?!-)|\.[A-Za-z0-9])"
+)
+_NEXT_WORD = re.compile(r"\s+([a-z][a-z'’]*)")
+_LOWERCASE_END = re.compile(r"\s*(?:$|[.,;:!?)\]\n])")
+# Words that follow an option letter but never the article "a" (nor the pronoun "I").
+_NOT_AFTER_ARTICLE = frozenset(
+    [
+        "is",
+        "was",
+        "would",
+        "will",
+        "because",
+        "since",
+        "as",
+        "and",
+        "or",
+        "but",
+        "which",
+        "that",
+        "with",
+        "if",
+        "so",
+        "then",
+        "seems",
+        "appears",
+        "looks",
+        "fits",
+        "matches",
+        "must",
+        "should",
+        "could",
+        "can",
+        "cannot",
+        "does",
+        "doesn't",
+        "isn't",
+        "wasn't",
+        "has",
+        "here",
+        "too",
+        "also",
+    ]
+)
+
+_YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
+_YES_NO_WORD = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+
+_QUOTED = re.compile(r"[\"“”]([^\"“”\n]{1,200})[\"“”]|(?<!\w)['‘]([^'‘’\n]{1,200})['’](?!\w)")
+_FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\s\(")
 _DOTS_AND_SPACE = re.compile(r"[.\s]*")
+_QUOTES = "\"'“”‘’`"
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """`answer` is canonical for the answer type (as problem.gold_answer is), or None."""
+    """`answer` is canonical for the answer type (as problem.gold_answer is), or None. For
+    multiple choice it is the letter as the teacher's prompt showed it (verdict.py maps it to the
+    stored option)."""
 
     answer: str | None
     rule: str
     span: str | None = None
 
 
-def _after_last(pattern: re.Pattern[str], text: str) -> str | None:
-    matches = list(pattern.finditer(text))
-    return text[matches[-1].end() :] if matches else None
+# --- Numbers ----------------------------------------------------------------------------------------
 
 
-def _numbers(text: str) -> list[str]:
-    """Canonical numbers in `text`; what fails to parse (1/0, 1e999999999, ...) is not a candidate.
+def _number_value(match: re.Match[str], text: str) -> str | None:
+    """The canonical number of a match, or None if it is no number we accept (1/0, 1e999999999)."""
+    sign = match.group("sign")
+    negative = bool(sign) and (match.start() == 0 or text[match.start() - 1] not in _BINARY_BEFORE_SIGN)
+    try:
+        value = parse_number(match.group("value").replace(" ", ""))
+    except (ValueError, ArithmeticError):  # AnswerFormatError, decimal's errors, int digit limits
+        return None
+    return canonical_decimal(-value if negative else value)
 
-    Never raises: the text is a model's output, and no output may stop a verification batch.
-    """
+
+def _number_matches(text: str) -> list[tuple[str, re.Match[str]]]:
+    """Numbers in `text`, in order. Never raises: the text is a model's output."""
     found = []
     for match in _NUMBER.finditer(text):
-        try:
-            found.append(canonical_decimal(parse_number(match.group(0).replace(" ", ""))))
-        except (ValueError, ArithmeticError):  # AnswerFormatError, decimal's errors, int digit limits
-            continue
+        value = _number_value(match, text)
+        if value is not None:
+            found.append((value, match))
     return found
 
 
+def _equation_result(text: str, first: re.Match[str]) -> str | None:
+    """If `first` opens an equation in its sentence ("2 × 3 = 6"), the number after the last "="."""
+    if not _EQUATION_OPERATOR.match(text, first.end()):
+        return None
+    end = _SENTENCE_END.search(text, first.end(), first.end() + 400)
+    sentence = text[first.end() : end.start() if end else first.end() + 400]
+    equals = list(_EQUALS.finditer(sentence))
+    if not equals:
+        return None
+    after = _number_matches(sentence[equals[-1].end() :])
+    return after[0][0] if after else None
+
+
+def _first_number(segment: str) -> str | None:
+    found = _number_matches(segment)
+    if not found:
+        return None
+    value, match = found[0]
+    return _equation_result(segment, match) or value
+
+
+# --- Options ----------------------------------------------------------------------------------------
+
+
+def _without_calls(text: str) -> str:
+    """Function calls and products blanked out: the letters in "P(A AND B)" are no options."""
+
+    def blank(match: re.Match[str]) -> str:
+        if _CALL_ALLOWED_AFTER.search(text, 0, match.start()):
+            return match.group(0)  # "option(B)" names an option
+        return " " * len(match.group(0))
+
+    return _CALL.sub(blank, text) if "(" in text else text
+
+
 def _letters(text: str, labels: list[str]) -> list[str]:
-    for pattern in (_PAREN_LETTER, _LETTER_PAREN, _LONE_LETTER):
-        letters = [m.group(1).upper() for m in pattern.finditer(text) if m.group(1).upper() in labels]
-        if letters:
-            return letters
-    return []
+    """Option letters in order of appearance (module docstring)."""
+    text = _without_calls(text)
+    found = []
+    for match in _LETTER.finditer(text):
+        letter = match.group("paren") or match.group("closing")
+        if letter is None:
+            letter = match.group("bare")
+            if letter.islower():
+                if not _LOWERCASE_END.match(text, match.end()):
+                    continue  # "a good one": a word, not an option
+            elif letter in "AI":
+                word = _NEXT_WORD.match(text, match.end())
+                if word and word.group(1) not in _NOT_AFTER_ARTICLE:
+                    continue  # "A tricky one": the article
+        if letter.upper() in labels:
+            found.append(letter.upper())
+    return found
 
 
-def _option_texts(text: str, choices: list[dict[str, str]]) -> list[str]:
-    """Options named by their text, in order of appearance (longest option first on ties)."""
-    lowered = text.lower()
-    hits = []
-    for choice in sorted(choices, key=lambda c: -len(c["text"])):
-        option = choice["text"].strip().lower()
-        if option and (position := lowered.find(option)) >= 0:
-            hits.append((position, choice["label"]))
-    return [label for _, label in sorted(hits)]
+@functools.lru_cache(maxsize=4096)
+def _option_pattern(text: str) -> re.Pattern[str] | None:
+    core = text.strip().rstrip(".,;: ").strip()
+    if not core:
+        return None
+    body = r"\s+".join(re.escape(part) for part in core.split())
+    before = r"(?<![\w" + re.escape(_SIGNS) + r"])(?<!\d[.,])" if core[0].isalnum() else ""
+    after = r"(?!\w)(?![.,]\d)(?!\s*/\s*\d)" if core[-1].isalnum() else ""
+    return re.compile(before + body + after, re.IGNORECASE)
+
+
+def _option_texts(text: str, choices: list[Choice]) -> list[str]:
+    """Options named by their text, in order of appearance; where two start at one place (or
+    overlap) the longer wins ("money bank" over "money", "24" over "2")."""
+    hits: list[tuple[int, int, int, str]] = []
+    for choice in choices:
+        pattern = _option_pattern(choice["text"])
+        if pattern is not None:
+            hits.extend((m.start(), -(m.end() - m.start()), m.end(), choice["label"]) for m in pattern.finditer(text))
+    found, covered = [], -1
+    for start, _, end, label in sorted(hits):
+        if start < covered:
+            continue  # inside a longer option found at or before this point
+        found.append(label)
+        covered = end
+    return found
+
+
+def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
+    """The first number of `text`, as the option whose value it is (only if exactly one is)."""
+    number = _first_number(text)
+    if number is None:
+        return []
+    matching = []
+    for choice in choices:
+        try:
+            if parse_number(choice["text"]) == Decimal(number):
+                matching.append(choice["label"])
+        except (ValueError, ArithmeticError):
+            continue
+    return matching if len(matching) == 1 else []
+
+
+# --- Yes/no and text ------------------------------------------------------------------------------
+
+
+def _yes_no(text: str) -> list[str]:
+    return [_YES_NO_WORD[m.group(1).lower()] for m in _YES_NO.finditer(text)]
+
+
+def _last_sentence_yes_no(text: str) -> str | None:
+    for sentence in reversed(_SENTENCES.split(text)):
+        found = _yes_no(sentence)
+        if found:
+            return found[0]
+    return None
 
 
 def _rstrip_dots_and_space(text: str) -> str:
@@ -104,10 +300,19 @@ def _rstrip_dots_and_space(text: str) -> str:
 
 
 def _free_text(segment: str) -> str | None:
-    line = segment.strip().splitlines()[0] if segment.strip() else ""
-    cleaned = line.strip().strip("\"'“”‘’`").strip()
-    cleaned = _rstrip_dots_and_space(cleaned).strip("\"'“”‘’`").strip()
+    stripped = segment.strip()
+    line = stripped.splitlines()[0] if stripped else ""
+    quoted = [a or b for a, b in _QUOTED.findall(line)]
+    if quoted:
+        cleaned = max(quoted, key=len).strip()
+    else:
+        end = _FIRST_SENTENCE_END.search(line)
+        cleaned = line[: end.start()] if end else line
+    cleaned = _rstrip_dots_and_space(cleaned.strip().strip(_QUOTES).strip()).strip(_QUOTES).strip()
     return cleaned or None
+
+
+# --- Segments ---------------------------------------------------------------------------------------
 
 
 def _without_end(segment: str) -> str:
@@ -116,17 +321,71 @@ def _without_end(segment: str) -> str:
     return stripped[:-3].rstrip() if stripped.endswith("END") else segment
 
 
-def candidates(text: str, answer_type: AnswerType, choices: list[dict[str, str]] | None = None) -> list[str]:
-    """Every answer-like token in `text`, in order, canonical for the answer type."""
+def _boxed_content(text: str, opening: re.Match[str]) -> str:
+    depth, position = 1, opening.end()
+    limit = min(len(text), position + 400)
+    while position < limit:
+        char = text[position]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        position += 1
+    return text[opening.end() : position]
+
+
+def _cleaned(segment: str) -> str:
+    """A segment as candidates are read from it: no hint words, no repeated "the answer is"."""
+    segment = HINT_WORDS.sub(" ", unboxed(_without_end(segment)))
+    return _LEADING_MARKER.sub("", segment, count=1)
+
+
+def candidates(text: str, answer_type: AnswerType, choices: list[Choice] | None = None) -> list[str]:
+    """Every answer-like token in `text` (already plain), in order, canonical for the answer type."""
     if answer_type is AnswerType.number:
-        return _numbers(text)
+        return [value for value, _ in _number_matches(text)]
     if answer_type is AnswerType.multiple_choice:
         labels = [c["label"] for c in choices or []] or [chr(ord("A") + i) for i in range(5)]
-        return _letters(text, labels) or _option_texts(text, choices or [])
+        return _letters(text, labels) or _option_texts(text, choices or []) or _option_numbers(text, choices or [])
     if answer_type is AnswerType.yes_no:
-        return [m.group(1).lower() for m in _YES_NO.finditer(text)]
+        return _yes_no(text)
     answer = _free_text(text)
     return [answer] if answer else []
+
+
+def _first(segment: str, answer_type: AnswerType, choices: list[Choice] | None) -> str | None:
+    """The first candidate after a marker."""
+    segment = _cleaned(segment)
+    if answer_type is AnswerType.number:
+        return _first_number(segment)
+    found = candidates(segment, answer_type, choices)
+    return found[0] if found else None
+
+
+def _is_student_format(text: str, arrow: re.Match[str]) -> bool:
+    """Fine-tune-CoT's ` {rationale} --> {answer}`: one short line after the last arrow, no trigger."""
+    tail = _without_end(text[arrow.end() :]).strip()
+    return bool(tail) and "\n" not in tail and len(tail) <= 200 and last_trigger(tail) is None
+
+
+def _last_marker(text: str) -> tuple[str, str] | None:
+    """(rule, segment) of the last answer marker in `text`."""
+    best: tuple[int, str, str] | None = None
+    for rule, pattern in (("the-answer-is", _THE_ANSWER_IS), ("answer-label", _ANSWER_LABEL),
+                          ("gsm8k-hashes", _HASHES), ("boxed", _BOXED)):  # fmt: skip
+        found = None
+        for found in pattern.finditer(text):  # noqa: B007 (the loop keeps the last)
+            pass
+        if found is not None and (best is None or found.start() > best[0]):
+            segment = _boxed_content(text, found) if rule == "boxed" else text[found.end() :]
+            best = (found.start(), rule, segment)
+    return (best[1], best[2]) if best else None
+
+
+def _span(segment: str) -> str:
+    return segment.strip()[:200]
 
 
 def extract_cot_answer(
@@ -134,29 +393,42 @@ def extract_cot_answer(
     answer_type: AnswerType,
     *,
     answer_output: str | None = None,
-    choices: list[dict[str, str]] | None = None,
+    choices: list[Choice] | None = None,
+    student: bool = False,
 ) -> Extraction:
-    """The final answer of a CoT rationale, by the rules in the module docstring."""
-    marked: list[tuple[str, str | None]] = [
-        ("fine-tune-cot-arrow", _after_last(_ARROW, text)),
-        ("zero-shot-cot-stage-2", answer_output),
-        ("therefore-the-answer-is", _after_last(_THEREFORE, text)),
-        ("the-answer-is", _after_last(_THE_ANSWER_IS, text)),
-    ]
-    for rule, segment in marked:
-        if segment is None:
-            continue
-        segment = _without_end(segment)
-        found = candidates(segment, answer_type, choices)
-        return Extraction(found[0] if found else None, rule, segment.strip()[:200])
+    """The final answer of a CoT rationale, by the rules in the module docstring.
+
+    `choices` are the options as the teacher's prompt showed them.
+    """
+    if answer_output is not None:
+        segment = plain(answer_output)
+        trigger = last_trigger(segment)
+        if trigger is not None:
+            segment = segment[trigger.end() :]
+        return Extraction(_first(segment, answer_type, choices), "zero-shot-cot-stage-2", _span(segment))
+    text = plain(text)
+    arrows = list(_ARROW.finditer(text))
+    if arrows and (student or _is_student_format(text, arrows[-1])):
+        segment = text[arrows[-1].end() :]
+        return Extraction(_first(segment, answer_type, choices), "fine-tune-cot-arrow", _span(_without_end(segment)))
+    trigger = last_trigger(text)
+    if trigger is not None:
+        segment = text[trigger.end() :]
+        return Extraction(_first(segment, answer_type, choices), "zero-shot-cot-trigger", _span(segment))
+    marker = _last_marker(text)
+    if marker is not None:
+        rule, segment = marker
+        return Extraction(_first(segment, answer_type, choices), rule, _span(segment))
     if answer_type is AnswerType.text:
         return Extraction(None, "no-marker")  # free text has no "last candidate" to fall back on
-    found = candidates(text, answer_type, choices)
+    if answer_type is AnswerType.yes_no:
+        return Extraction(_last_sentence_yes_no(HINT_WORDS.sub(" ", text)), "last-sentence")
+    found = candidates(HINT_WORDS.sub(" ", unboxed(text)), answer_type, choices)
     return Extraction(found[-1] if found else None, "last-candidate")
 
 
 def answer_from_program_value(
-    value: str | None, answer_type: AnswerType, choices: list[dict[str, str]] | None = None
+    value: str | None, answer_type: AnswerType, choices: list[Choice] | None = None
 ) -> str | None:
     """A program's returned value as a canonical answer, None if it is not one of the type."""
     if value is None:

@@ -131,11 +131,15 @@ def ingest_procedural_command(
 
 
 def import_outputs(
-    path: Annotated[Path, typer.Argument(help="JSONL of teacher outputs.")],
+    path: Annotated[Path, typer.Argument(help="Teacher outputs: JSONL, or a Kojima et al. zero-shot-CoT log.")],
     task: Annotated[str, typer.Option(help="Task whose problems the outputs answer.")],
     teacher: Annotated[str, typer.Option(help="The teacher's name (e.g. code-davinci-002).")],
     style: Annotated[TemplateStyle, typer.Option(help="How the teacher was prompted.")],
     split: Annotated[str | None, typer.Option(help="Only match problems of this split.")] = None,
+    file_format: Annotated[
+        str,
+        typer.Option("--format", help="jsonl, kojima-log, or auto (a .log file that opens like Kojima's logs)."),
+    ] = "auto",
     question_field: Annotated[str, typer.Option(help="Field with the question text.")] = "question",
     output_field: Annotated[str, typer.Option(help="Field with the output (text or list of texts).")] = "generated",
     ref_field: Annotated[
@@ -143,6 +147,12 @@ def import_outputs(
         typer.Option(help="Field with the problem's source_ref (instead of matching the question)."),
     ] = None,
     answer_field: Annotated[str | None, typer.Option(help="Field with a second-stage answer completion.")] = None,
+    choices_field: Annotated[
+        str | None, typer.Option(help="Field with the options as the teacher saw them (list, mapping or text).")
+    ] = None,
+    gold_field: Annotated[
+        str | None, typer.Option(help="Field with the gold answer the file reports (checked against ours).")
+    ] = None,
     template_name: Annotated[str | None, typer.Option(help="Name to store the prompt template under.")] = None,
     template_file: Annotated[Path | None, typer.Option(help="The prompt used, if the file lacks it.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name.")] = None,
@@ -151,7 +161,7 @@ def import_outputs(
     ] = False,
 ) -> None:
     """Import published teacher outputs as a synthesis run with its generations."""
-    fields = OutputFields(question_field, output_field, ref_field, answer_field)
+    fields = OutputFields(question_field, output_field, ref_field, answer_field, choices_field, gold_field)
     template_text = template_file.read_text() if template_file else None
     with database().transaction() as session:
         report = import_teacher_outputs(
@@ -166,6 +176,7 @@ def import_outputs(
             template_text=template_text,
             run_name=name,
             skip_unmatched=skip_unmatched,
+            file_format=file_format,
         )
     verb = "created" if report.created_run else "found existing"
     console.print(
@@ -175,4 +186,19 @@ def import_outputs(
     if report.unmatched:
         console.print(
             f"  skipped {report.unmatched:,} records with no stored problem, e.g. {report.unmatched_examples[0]}"
+        )
+    if report.onto_copies:
+        console.print(
+            f"  {report.onto_copies:,} records matched copies of one question: spread over the copies in turn"
+        )
+    if report.choices_assumed:
+        console.print(
+            f"  warning: {report.choices_assumed:,} multiple-choice records do not show the options their teacher "
+            "saw; their letters are scored against the stored order (give the choices in the question or "
+            "--choices-field)"
+        )
+    if report.gold_disagreements:
+        console.print(
+            f"  warning: {report.gold_disagreements:,} records report a gold answer other than the stored one, "
+            f"e.g. {report.gold_disagreement_examples[0]}"
         )

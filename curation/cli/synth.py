@@ -27,7 +27,7 @@ from curation.settings import get_settings
 runs_app = typer.Typer(help="Synthesis runs: status, details, resume, cancel.", invoke_without_command=True)
 
 
-def parse_teacher(teacher: str, base_url: str | None, api: str, api_key_env: str | None, concurrency: int,
+def parse_teacher(teacher: str, base_url: str | None, api: str | None, api_key_env: str | None, concurrency: int,
                   request_timeout: float) -> Any:  # fmt: skip
     """`embedded`, `openai:MODEL` (with --base-url) or `transformers:PATH`."""
     from workers.synthesis import TeacherSpec
@@ -41,8 +41,12 @@ def parse_teacher(teacher: str, base_url: str | None, api: str, api_key_env: str
     if backend == OPENAI and name:
         if not base_url:
             raise CurationError("an openai teacher needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        parameters: dict[str, Any] = {"base_url": base_url, "api": api, "concurrency": concurrency,
+        parameters: dict[str, Any] = {"base_url": base_url, "concurrency": concurrency,
                                       "request_timeout": request_timeout}  # fmt: skip
+        if api is not None:  # else the template's: completions for two-stage templates, chat otherwise
+            if api not in ("chat", "completions"):
+                raise CurationError(f"--api is chat or completions, not {api!r}")
+            parameters["api"] = api
         if api_key_env:
             parameters["api_key_env"] = api_key_env
         return TeacherSpec(OPENAI, name, parameters)
@@ -106,7 +110,10 @@ def synth(
     base_url: Annotated[
         str | None, typer.Option(help="API root of an openai teacher, e.g. http://host:8000/v1.")
     ] = None,
-    api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
+    api: Annotated[
+        str | None,
+        typer.Option(help="chat or completions (default: completions for zero-shot-cot's two stages, else chat)."),
+    ] = None,
     api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API key.")] = None,
     concurrency: Annotated[int, typer.Option(help="Teacher requests in flight at once.")] = 16,
     request_timeout: Annotated[float, typer.Option(help="Seconds before a teacher request is retried.")] = 120.0,
@@ -165,11 +172,12 @@ def _drive(
             final = run_embedded(db, run_id, on_progress=display.update, retry_failed=retry_failed)
     _summary(run_id)
     if final.status.value == "failed":
-        from curation.repositories.runs import get_run
+        from curation.repositories.runs import ALL_FAILED, get_run
 
         with db.read() as session:
-            error = get_run(session, run_id).error
-        raise CurationError(f"run {run_id} failed: {error}; `curation runs resume {run_id}` continues it")
+            error = get_run(session, run_id).error or ""
+        again = "--retry-failed " if error.startswith(ALL_FAILED) else ""
+        raise CurationError(f"run {run_id} failed: {error}; `curation runs resume {run_id} {again}`continues it")
     if not final.done:
         raise CurationError(
             f"run {run_id} is not finished ({final.status}); `curation runs resume {run_id}` continues it"

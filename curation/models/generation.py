@@ -21,6 +21,12 @@ class Generation(Base):
     looks here and asks the teacher only for the keys that are missing. The rendered prompt is
     not stored (it is the template applied to the problem); `prompt_hash` pins exactly which text
     was sent. `answer_output` is the second completion of two-stage zero-shot-CoT.
+
+    `choice_order` is the order in which the prompt showed a multiple-choice problem's options:
+    the stored labels (problem.choices), the one shown as (A) first, then (B), ... A letter the
+    teacher answers is the option at that place (curation/answers/choices.py). NULL where the
+    problem has no choices, and for generations stored before it was recorded (read as the stored
+    order, which is what our own templates show).
     """
 
     __tablename__ = "generation"
@@ -42,5 +48,6 @@ class Generation(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text)
+    choice_order: Mapped[list[Any] | None]
     meta: Mapped[dict[str, Any] | None]
     created_at: Mapped[CreatedAt]

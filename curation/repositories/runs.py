@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from curation.db.base import utc_now
@@ -14,6 +14,8 @@ from curation.db.bulk import insert_ignoring_conflicts_returning_keys
 from curation.db.dialect import insert_ignoring_conflicts
 from curation.errors import NotFoundError
 from curation.models import Generation, GenerationStatus, Label, Problem, Rationale, RunStatus, SynthesisRun
+
+ALL_FAILED = "every sample failed, so the run has no generations; the first error: "
 
 
 def get_run(session: Session, run_id: int) -> SynthesisRun:
@@ -111,7 +113,7 @@ def generations_for(
 
 GENERATION_COLUMNS = (
     "synthesis_run_id", "problem_id", "sample_index", "status", "prompt_hash", "output", "finish_reason",
-    "prompt_tokens", "completion_tokens", "latency_ms", "attempts", "error",
+    "prompt_tokens", "completion_tokens", "latency_ms", "attempts", "error", "choice_order",
 )  # fmt: skip
 
 
@@ -217,8 +219,19 @@ def add_to_counters(session: Session, run_id: int, *, done: int = 0, failed: int
 def complete_if_done(session: Session, run_id: int) -> bool:
     """Mark the run completed once every sample is generated (or failed) and every rationale labelled.
 
+    A run in which every sample failed (every teacher call, or every second stage) is marked
+    failed instead, with the first failure's error: a run with no generations is no result.
     One conditional UPDATE, so of all the tasks finishing at once exactly one flips the status.
     """
+    nothing_generated = SynthesisRun.generations_done == 0
+    first_error = (
+        select(Generation.error)
+        .where(Generation.synthesis_run_id == SynthesisRun.id, Generation.status == GenerationStatus.failed)
+        .order_by(Generation.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    failure = func.substr(literal(ALL_FAILED) + func.coalesce(first_error, "no error recorded"), 1, 2000)
     result = session.execute(
         update(SynthesisRun)
         .where(
@@ -228,7 +241,11 @@ def complete_if_done(session: Session, run_id: int) -> bool:
             >= SynthesisRun.problems_total * SynthesisRun.samples_per_problem,
             SynthesisRun.rationales_labelled >= SynthesisRun.generations_done,
         )
-        .values(status=RunStatus.completed, finished_at=utc_now())
+        .values(
+            status=case((nothing_generated, RunStatus.failed.value), else_=RunStatus.completed.value),
+            error=case((nothing_generated, failure), else_=SynthesisRun.error),
+            finished_at=utc_now(),
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from curation.models import (
     PromptTemplate,
     Rationale,
     RationaleKind,
+    RationaleOrigin,
     SynthesisRun,
     Task,
     TemplateStyle,
@@ -38,9 +39,14 @@ class UnparsedGeneration:
     style: TemplateStyle
 
 
-def unparsed_generations(session: Session, run_id: int, *, limit: int) -> list[UnparsedGeneration]:
-    """Successful generations of a run that have no rationale yet."""
-    rows = session.execute(
+def unparsed_generations(session: Session, run_id: int | None, *, limit: int) -> list[UnparsedGeneration]:
+    """Complete generations of a run (of every run, for None) that have no rationale yet.
+
+    Complete: successful, and for a two-stage template with its second stage stored (a rationale
+    made before it arrives would be labelled without the stage-2 answer). Imported runs' templates
+    are single-stage, whatever their style: a zero-shot-CoT completion holds both stages.
+    """
+    query = (
         select(
             Generation.id,
             Generation.problem_id,
@@ -53,14 +59,16 @@ def unparsed_generations(session: Session, run_id: int, *, limit: int) -> list[U
         .join(PromptTemplate, PromptTemplate.id == SynthesisRun.template_id)
         .outerjoin(Rationale, Rationale.generation_id == Generation.id)
         .where(
-            Generation.synthesis_run_id == run_id,
             Generation.status == GenerationStatus.ok,
+            or_(PromptTemplate.answer_text.is_(None), Generation.answer_output.is_not(None)),
             Rationale.id.is_(None),
         )
         .order_by(Generation.id)
         .limit(limit)
     )
-    return [UnparsedGeneration(g, p, i, o or "", t, s) for g, p, i, o, t, s in rows]
+    if run_id is not None:
+        query = query.where(Generation.synthesis_run_id == run_id)
+    return [UnparsedGeneration(g, p, i, o or "", t, s) for g, p, i, o, t, s in session.execute(query)]
 
 
 VERIFIER_BY_KIND = {RationaleKind.cot: ANSWER_VERIFIER, RationaleKind.program: PROGRAM_VERIFIER}
@@ -85,11 +93,13 @@ class PendingRationale:
 
     rationale_id: int
     kind: RationaleKind
+    origin: RationaleOrigin
     body: str
     answer_output: str | None
     gold_answer: str
     answer_type: AnswerType
     choices: list[dict[str, str]] | None
+    choice_order: list[str] | None  # the options' order in the generation's prompt (None: stored order)
     synthesis_run_id: int | None
 
 
@@ -108,11 +118,13 @@ def pending_rationales(
         select(
             Rationale.id,
             Rationale.kind,
+            Rationale.origin,
             Rationale.body,
             Generation.answer_output,
             Problem.gold_answer,
             Task.answer_type,
             Problem.choices,
+            Generation.choice_order,
             Generation.synthesis_run_id,
         )
         .join(Problem, Problem.id == Rationale.problem_id)

@@ -47,8 +47,14 @@ class LocalTransformersTeacher:
 
     def _text(self, request: GenerationRequest) -> str:
         if self.chat:
+            prompt = request.prompt
+            # Zero-shot-CoT's second stage continues the assistant's own turn rather than answering it.
+            continues = prompt.continues_assistant
             rendered = self.tokenizer.apply_chat_template(
-                request.prompt.messages(), tokenize=False, add_generation_prompt=True
+                prompt.messages(),
+                tokenize=False,
+                add_generation_prompt=not continues,
+                continue_final_message=continues,
             )
             return str(rendered)
         return request.prompt.text

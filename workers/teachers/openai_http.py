@@ -8,6 +8,14 @@ the API promises) are retried a bounded number of times with exponential backoff
 and full jitter, honouring Retry-After; other client errors (400, 401, 404) fail at once. A request
 that still fails is returned as a failed result: the caller records it and the run goes on.
 
+A prompt that continues the teacher's own text (zero-shot-CoT's second stage) is sent over chat as
+the user's turn followed by the assistant's unfinished turn, with vLLM's and SGLang's
+``continue_final_message: true, add_generation_prompt: false`` so that the model goes on with
+that turn instead of answering it. Servers that refuse those fields (OpenAI's own API,
+`transformers serve`) are asked through the completions endpoint instead, which is what a run of
+a two-stage template uses unless told otherwise; `continue_final_message=False` sends the
+assistant turn without the fields.
+
 Several samples of one prompt are asked for with `n` where the server honours it; where it does
 not (`transformers serve` ignores `n`), the missing samples are asked for one by one, and the
 backend remembers not to ask with `n` again.
@@ -90,6 +98,7 @@ class HttpTeacherConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     honours_n: bool | None = None  # None: ask with n and find out
+    continue_final_message: bool = True  # send vLLM's continuation fields with an assistant turn
 
 
 class TeacherCallError(Exception):
@@ -292,6 +301,9 @@ class OpenAICompatibleTeacher:
         body: dict[str, Any] = {"model": self.config.model, "temperature": params.temperature, "n": n}
         if self.config.api == "chat":
             body["messages"] = request.prompt.messages()
+            if request.prompt.continues_assistant and self.config.continue_final_message:
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
         else:
             body["prompt"] = request.prompt.text
         for name, value in (("top_p", params.top_p), ("max_tokens", params.max_tokens), ("seed", seed)):

@@ -29,6 +29,7 @@ _HTTP_OPTIONS = {
     "backoff_base",
     "backoff_max",
     "honours_n",
+    "continue_final_message",
 }
 _LOCAL_OPTIONS = {"device", "batch_size", "chat", "dtype"}
 
