@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from curation.answers.choices import choice_order, split_verbalised
 from curation.answers.extract import answer_from_program_value, extract_cot_answer
-from curation.answers.match import answers_match
+from curation.answers.match import answers_match, match_rule, rounded_gold_places
 from curation.answers.verdict import judge_cot, judge_program
 from curation.ingestion.formats import parse_choices
-from curation.models import AnswerType, ExecutionStatus, Verdict
+from curation.models import AnswerType, ExecutionStatus, RationaleKind, Verdict
+from curation.rationales import rationale_body
 
 N, MC, YN, TEXT = AnswerType.number, AnswerType.multiple_choice, AnswerType.yes_no, AnswerType.text
 
@@ -299,3 +301,195 @@ def test_long_degenerate_outputs_take_linear_time(text: str) -> None:
     for answer_type in AnswerType:
         extract_cot_answer(text, answer_type)
     assert time.perf_counter() - start < 5
+
+
+# --- Version 2: every case issue 8 names -------------------------------------------------------------
+
+CHOICES_2_24 = [{"label": "A", "text": "2"}, {"label": "B", "text": "24"}, {"label": "C", "text": "6"}]
+CHOICES_MONEY = [{"label": "A", "text": "money"}, {"label": "B", "text": "money bank"}, {"label": "C", "text": "bank"}]
+FIVE = [{"label": x, "text": t} for x, t in zip("ABCDE", ["1", "2", "3", "4", "5"], strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer_type", "choices", "expected"),
+    [
+        # Kojima et al.'s triggers, inside a single completion; the last one counts.
+        ("9 + 9 = 18.\nTherefore, the answer (arabic numerals) is 18.", N, None, "18"),
+        ("So (E).\nTherefore, among A through E, the answer is B.", MC, FIVE, "B"),
+        ("It stays heads up.\nTherefore, the answer (Yes or No) is Yes.", YN, None, "yes"),
+        ('So "nkea".\nTherefore, the answer is "nkea".', TEXT, None, "nkea"),
+        ("Therefore, the answer is 26.\nTherefore, among A through E, the answer is C.", MC, FIVE, "C"),
+        # The trigger's hint words are never candidates.
+        ("Hmm.\nTherefore, the answer (Yes or No) is unclear.", YN, None, None),
+        ("Hmm.\nTherefore, among A through E, the answer is unclear.", MC, FIVE, None),
+        # An earlier "the answer is" never beats the stage-2 answer.
+        ("The answer is 12 for now.\nTherefore, the answer (arabic numerals) is 15.", N, None, "15"),
+        # Markdown emphasis; ** between two numbers is still a power.
+        ("The answer is **42**.", N, None, "42"),
+        ("**Answer: 42**", N, None, "42"),
+        ("So she pays **$1,250**.", N, None, "1250"),
+        ("The answer is 2**10.", N, None, None),
+        ("2**10 = 1024", N, None, "1024"),
+        # A fraction before a full stop.
+        ("The answer is 3/4.", N, None, "0.75"),
+        # Unicode minus and dashes glued to a digit are signs; a binary minus is not.
+        ("The answer is −12.", N, None, "-12"),
+        ("The answer is –12.", N, None, "-12"),
+        ("x - 10 = 50", N, None, "50"),
+        # Option texts: word boundaries, the longest option on ties.
+        ("The answer is 24", MC, CHOICES_2_24, "B"),
+        ("The answer is 2", MC, CHOICES_2_24, "A"),
+        ("The answer is money bank", MC, CHOICES_MONEY, "B"),
+        ("The answer is money", MC, CHOICES_MONEY, "A"),
+        # Lowercase letters; letters in order of appearance; formulas hold none.
+        ("The answer is b", MC, FIVE, "B"),
+        ("The answer is b)", MC, FIVE, "B"),
+        ("The answer is D, though (A) was close.", MC, FIVE, "D"),
+        ("The answer is D since P(A AND B) = 0.3.", MC, FIVE, "D"),
+        ("The answer is 5C3 = 10, so E.", MC, FIVE, "E"),
+        # Yes/no: true/false; with no marker the first yes/no word of the last sentence.
+        ("The answer is true.", YN, None, "yes"),
+        ("The answer is False.", YN, None, "no"),
+        ("Yes, sharks have no bones.", YN, None, "yes"),
+    ],
+)
+def test_issue_8_cases(
+    text: str, answer_type: AnswerType, choices: list[dict[str, str]] | None, expected: str | None
+) -> None:
+    assert extract_cot_answer(text, answer_type, choices=choices).answer == expected
+
+
+@pytest.mark.parametrize(
+    ("answer_output", "answer_type", "expected"),
+    [
+        (" 18.", N, "18"),
+        (" (arabic numerals) is 18", N, "18"),
+        (" (Yes or No) No.", YN, "no"),
+        (" among A through E, the answer is C.", MC, "C"),
+        (" Therefore, the answer (arabic numerals) is 7.", N, "7"),
+    ],
+)
+def test_stage_two_output_beats_the_rationale_and_drops_hint_words(
+    answer_output: str, answer_type: AnswerType, expected: str
+) -> None:
+    rationale = "The answer is 3. Yes, it is option A. Therefore, the answer is 9."
+    extraction = extract_cot_answer(rationale, answer_type, answer_output=answer_output, choices=FIVE)
+    assert (extraction.rule, extraction.answer) == ("zero-shot-cot-stage-2", expected)
+
+
+def test_the_arrow_rule_is_for_student_format_text_only() -> None:
+    teacher = " 5 --> 6 by adding one, then doubling.\nTherefore, the answer (arabic numerals) is 12."
+    assert extract_cot_answer(teacher, N).answer == "12"
+    assert extract_cot_answer(" 5 --> 6", N, answer_output=" 12").answer == "12"
+    assert extract_cot_answer(" 2 + 3 = 5 --> 5 END", N).rule == "fine-tune-cot-arrow"
+    # A student's output follows its format however it runs on; a teacher's does not.
+    rambling = " 4 * 12 --> 48 cookies. She sells 20, so 28 remain. The answer is 28."
+    assert extract_cot_answer(rambling, N, student=True).answer == "48"
+    assert extract_cot_answer(rambling, N).answer == "28"
+    assert judge_cot(rambling, "48", N, student=True).verdict is Verdict.correct
+
+
+@pytest.mark.parametrize(
+    ("predicted", "gold", "rule"),
+    [
+        ("3.3333", "3.333", "rounded-gold"),  # ASDiv's 10/3
+        ("3.333333333333333333333333333", "3.333", "rounded-gold"),
+        ("3.333", "3.333", "exact"),
+        ("3.3336", "3.333", None),
+        ("3.33", "3.333", None),
+        ("5.67", "5.7", "rounded-gold"),  # 51/9 siblings
+        ("53.25", "53.3", "rounded-gold"),  # half up
+        ("1.3333", "1.33", "rounded-gold"),
+        ("2.45", "2.5", None),  # 5/2 is exact
+        ("0.4612", "0.46", None),  # 0.46 is no rounding of a simple repeating fraction
+        ("17.6", "18", None),  # integers are never rounded values
+        ("18.4", "18", None),
+        ("0.30000000000000004", "0.3", "tolerance"),
+    ],
+)
+def test_numbers_against_a_rounded_gold(predicted: str, gold: str, rule: str | None) -> None:
+    assert match_rule(predicted, gold, N) == rule
+    judgement = judge_cot(f"The answer is {predicted}.", gold, N)
+    assert judgement.details["match"] == rule
+    assert judgement.verdict is (Verdict.correct if rule else Verdict.incorrect)
+
+
+@pytest.mark.parametrize(
+    ("gold", "places"),
+    [
+        ("3.333", 3),
+        ("5.7", 1),
+        ("14.29", 2),
+        ("0.67", 2),
+        ("2.5", None),
+        ("0.46", None),
+        ("18", None),
+        ("0.395", None),
+    ],
+)
+def test_which_golds_are_rounded_values(gold: str, places: int | None) -> None:
+    assert rounded_gold_places(gold) == places
+
+
+def test_letters_are_scored_against_the_options_the_teacher_saw() -> None:
+    stored = [{"label": x, "text": t} for x, t in zip("ABC", ["Karl", "Sam", "Helga"], strict=True)]
+    seen = ["B", "C", "A"]  # the teacher's prompt showed (A) Sam (B) Helga (C) Karl
+    right = judge_cot("Therefore, among A through C, the answer is C.", "A", MC, choices=stored, choice_order=seen)
+    assert (right.verdict, right.answer, right.details["extracted"], right.details["option"]) == (
+        Verdict.correct,
+        "A",
+        "C",
+        "A",
+    )
+    wrong = judge_cot("Therefore, among A through C, the answer is A.", "A", MC, choices=stored, choice_order=seen)
+    assert (wrong.verdict, wrong.answer) == (Verdict.incorrect, "B")
+    by_text = judge_cot("So Alice dances with Karl.", "A", MC, choices=stored, choice_order=seen)
+    assert by_text.verdict is Verdict.correct
+    as_stored = judge_cot("Therefore, among A through C, the answer is A.", "A", MC, choices=stored)
+    assert as_stored.verdict is Verdict.correct  # no recorded order: the stored one
+
+
+def test_program_fences_python3_are_stripped() -> None:
+    for fence in ("```python", "```python3", "```Python3", "```py", "```"):
+        output = f"Here is the program:\n{fence}\nans = 3 + 4\n```\nIt prints 7."
+        assert rationale_body(output, RationaleKind.program) == "ans = 3 + 4", fence
+
+
+def test_a_cot_cut_at_an_invented_exemplar_keeps_the_stage_two_answer_after_it() -> None:
+    output = (
+        " 9 + 9 = 18 apples.\nQ: Tom has 3 pens and buys 2 more. How many?\nA: 5 pens.\n"
+        "Therefore, the answer (arabic numerals) is 18."
+    )
+    body = rationale_body(output, RationaleKind.cot)
+    assert body == "9 + 9 = 18 apples.\nTherefore, the answer (arabic numerals) is 18."
+    assert extract_cot_answer(body, N).answer == "18"
+    few_shot = " 3 * 4 = 12. The answer is 12.\nQ: What is 2 + 2?\nA: So the answer is 4."
+    assert rationale_body(few_shot, RationaleKind.cot) == "3 * 4 = 12. The answer is 12."
+
+
+def test_verbalised_choices_are_read_in_every_published_form() -> None:
+    kojima = "What are candles good for eliminating? Answer Choices: (A) shelf (B) board (C) church (D) table (E) dark"
+    ftcot = "Alice has the \nWhich choice is true? Answer choices: (A) orange ball, (B) white ball, (C) blue ball."
+    kojima_aqua = "Q? Answer Choices: (A) 5 (√3 + 1)  (B) 6 (√3 + √2)  (C) None of these"
+    pal = "Q? Answer Choices:(a)1/2(b)3/4"
+    assert split_verbalised(kojima) == (
+        "What are candles good for eliminating?",
+        [{"label": x, "text": t} for x, t in zip("ABCDE", ["shelf", "board", "church", "table", "dark"], strict=True)],
+    )
+    assert split_verbalised(ftcot) == (
+        "Alice has the",
+        [{"label": x, "text": t} for x, t in zip("ABC", ["orange ball", "white ball", "blue ball"], strict=True)],
+    )
+    stem, options = split_verbalised(kojima_aqua) or ("", [])
+    stored = [
+        {"label": "A", "text": "5(√3 + 1)"},
+        {"label": "B", "text": "6(√3 + √2)"},
+        {"label": "C", "text": "None of these"},
+    ]
+    assert stem == "Q?" and choice_order(options, stored) == ["A", "B", "C"]
+    assert [o["text"] for o in (split_verbalised(pal) or ("", []))[1]] == ["1/2", "3/4"]
+    assert split_verbalised("How many apples? (A) is a label here") is None
+    shuffled = [{"label": "A", "text": "Helga."}, {"label": "B", "text": "Sam."}, {"label": "C", "text": "Karl."}]
+    assert choice_order(split_verbalised(ftcot.replace("orange ball", "Sam").replace("white ball", "Karl").replace(
+        "blue ball", "Helga"))[1], shuffled) == ["B", "C", "A"]  # type: ignore[index]  # fmt: skip
+    assert choice_order(options, shuffled) is None  # not the same options

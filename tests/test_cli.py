@@ -99,3 +99,52 @@ def test_every_command_loads(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for command in ("ingest", "synth", "runs", "worker", "verify", "autoscale", "templates", "quickstart"):
         assert command in result.stdout
+
+
+def test_kojima_log_import_then_verify_pending_then_a_new_verifier_version(tmp_path: Path, shared_data: Path) -> None:
+    """`verify --pending` labels what import-outputs stored (its generations were never parsed);
+    `--pending --verifier-version 2` relabels what version 1 labelled, keeping those labels."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    curation("ingest", "coin_flip", str(shared_data / "symbolic/coin_flip.json"), "--ftcot-split",
+             str(shared_data / "ftcot/split/coin_flip__default.json"), url=url)  # fmt: skip
+    log = str(ROOT / "tests/data/kojima/coin_flip_zero_shot_cot.log")
+    imported = curation("import-outputs", log, "--task", "coin_flip", "--teacher", "text-davinci-002",
+                        "--style", "zero_shot_cot", url=url).stdout  # fmt: skip
+    assert "3 records, 3 problems, 3 generations (3 new)" in " ".join(imported.split())
+    old = curation("verify", "--pending", "--verifier-version", "1", url=url).stdout
+    assert "parsed 3 generations" in old and "labelled 3 rationales" in old
+    assert "labelled 0 rationales" in curation("verify", "--pending", "--verifier-version", "1", url=url).stdout
+    new = curation("verify", "--pending", "--verifier-version", "2", url=url).stdout
+    assert "parsed 0 generations" in new and "labelled 3 rationales: correct 3" in new
+    rows = curation("sql", "SELECT verifier_version, COUNT(*) AS n FROM label GROUP BY verifier_version ORDER BY 1",
+                    "--format", "csv", url=url).stdout.split()  # fmt: skip
+    assert rows == ["verifier_version,n", "1,3", "2,3"]
+
+
+def test_an_import_that_matches_nothing_fails(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    curation("ingest-procedural", "--count", "3", url=url)
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text(json.dumps({"question": "No such question?", "generated": "The answer is 3."}) + "\n")
+    result = curation("import-outputs", str(outputs), "--task", "procedural", "--teacher", "t", "--style",
+                      "few_shot_cot", "--skip-unmatched", url=url, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "nothing to import: none of its 1 records matches a stored problem" in " ".join(result.stderr.split())
+    runs = curation("sql", "SELECT COUNT(*) AS n FROM synthesis_run", "--format", "csv", url=url).stdout.split()
+    assert runs == ["n", "0"]
+
+
+def test_a_run_whose_every_teacher_call_failed_exits_non_zero(tmp_path: Path) -> None:
+    """A teacher nobody serves: every call fails (after the bounded retries), and synth says so."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    curation("db", "upgrade", url=url)
+    curation("ingest-procedural", "--count", "2", url=url)
+    result = curation("synth", "--task", "procedural", "--teacher", "openai:nobody", "--base-url",
+                      "http://127.0.0.1:9/v1", "--template", "zero-shot-cot", "--request-timeout", "2", url=url,
+                      check=False)  # fmt: skip
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "failed: every sample failed, so the run has no generations" in message
+    assert "connection failed" in message and "--retry-failed" in message

@@ -4,6 +4,7 @@ resume, duplicate delivery, failures, two-stage zero-shot-CoT, lost follow-up me
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from collections.abc import Callable
@@ -382,3 +383,85 @@ def test_teacher_text_a_database_cannot_hold_is_stored_readably(db: Database) ->
     with db.read() as session:
         outputs = set(session.execute(select(Generation.output)).scalars())
     assert outputs == {"def solution():\n    return '4\ufffd?'\n"}
+
+
+def test_a_run_in_which_every_teacher_call_failed_is_failed(db: Database) -> None:
+    """Not a completed run with no generations: failed, with the teacher's error; --retry-failed revives it."""
+    run_id = _setup(db, problems=5)
+    with db.read() as session:
+        problems = set(session.execute(text("SELECT id FROM problem")).scalars())
+    final = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db, fail_keys=problems)))
+    assert (final.status, final.generated, final.failed) == (RunStatus.failed, 0, 10)
+    with db.read() as session:
+        error = session.execute(select(SynthesisRun.error).where(SynthesisRun.id == run_id)).scalar_one()
+    assert error is not None and error.startswith("every sample failed") and error.endswith("HTTP 500 (scripted)")
+    final = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db)), retry_failed=True)
+    assert (final.status, final.generated, final.failed, final.labelled) == (RunStatus.completed, 10, 0, 10)
+
+
+def test_a_run_where_only_some_calls_failed_completes(db: Database) -> None:
+    run_id = _setup(db, problems=5)
+    with db.read() as session:
+        one = session.execute(text("SELECT MIN(id) FROM problem")).scalar_one()
+    final = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db, fail_keys={one})))
+    assert (final.status, final.generated, final.failed) == (RunStatus.completed, 8, 2)
+
+
+def test_zero_shot_cot_stage_two_asks_per_answer_type_and_continues_the_turn(db: Database, shared_data: Any) -> None:
+    """Multiple choice: Kojima's "among A through ..." trigger, the teacher's own turn continued,
+    and the order the options were shown in stored with each generation."""
+    from curation.ingestion.service import ingest_files
+
+    with db.transaction() as session:
+        ingest_files(session, "date_understanding", [shared_data / "bigbench/date_understanding.json"],
+                     ftcot_split=shared_data / "ftcot/split/date_understanding__default.json")  # fmt: skip
+        spec = RunSpec(task="date_understanding", split="test", limit=3, teacher=TeacherSpec("scripted", "ref"),
+                       template="zero-shot-cot")  # fmt: skip
+        run_id = create_run(session, spec).id
+        golds: dict[int, str] = {
+            pid: gold for pid, gold in session.execute(text("SELECT id, gold_answer FROM problem"))
+        }
+    seen: list[Any] = []
+
+    def reply(request: Any, sample: int) -> str:
+        if isinstance(request.key, int):
+            return " Counting the days gives the date."
+        seen.append(request.prompt)
+        return f" {golds[request.key[0]]}."
+
+    final = run_embedded(db, run_id, teacher_factory=_factory(ScriptedTeacher(reply)))
+    assert final.status is RunStatus.completed
+    # The trigger names the first and last of each problem's own letters (some have five options).
+    assert len(seen) == 3 and all(
+        re.search(r"\nTherefore, among A through [EF], the answer is$", p.text) for p in seen
+    )
+    assert all(p.continues_assistant and p.messages()[1]["role"] == "assistant" for p in seen)
+    assert (
+        seen[0].messages()[1]["content"].startswith(" Counting the days gives the date.\nTherefore, among A through")
+    )
+    with db.read() as session:
+        rows = session.execute(text(
+            "SELECT g.choice_order, p.choices, l.verdict FROM generation g JOIN problem p ON p.id = g.problem_id "
+            "JOIN rationale r ON r.generation_id = g.id JOIN label l ON l.rationale_id = r.id"
+        )).all()  # fmt: skip
+    for order, choices, verdict in rows:
+        order = order if isinstance(order, list) else json.loads(order)
+        choices = choices if isinstance(choices, list) else json.loads(choices)
+        assert order == [c["label"] for c in choices] and verdict == "correct"
+
+
+def test_an_http_teacher_of_a_two_stage_template_asks_completions_unless_told(db: Database) -> None:
+    with db.transaction() as session:
+        ingest_procedural(session, count=3, seed=1)
+        runs = {
+            (template, api): create_run(session, RunSpec(
+                task="procedural", template=template,
+                teacher=TeacherSpec("openai", "m", {"base_url": "http://x/v1", **({"api": api} if api else {})}),
+            )).params["teacher"]["api"]  # type: ignore[index]
+            for template, api in [("zero-shot-cot", None), ("pad-program", None), ("zero-shot-cot", "chat")]
+        }  # fmt: skip
+    assert runs == {
+        ("zero-shot-cot", None): "completions",
+        ("pad-program", None): "chat",
+        ("zero-shot-cot", "chat"): "chat",
+    }

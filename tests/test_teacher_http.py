@@ -175,3 +175,28 @@ def test_closing_the_teacher_mid_call_fails_the_call_instead_of_hanging_it() -> 
         with pytest.raises(CurationError, match="closed while generating"):
             next(iter(stream))
     assert time.monotonic() - started < 10
+
+
+def test_a_second_stage_over_chat_continues_the_assistant_turn() -> None:
+    """Zero-shot-CoT's stage 2 is the teacher's own unfinished turn: vLLM and SGLang continue it
+    with continue_final_message (and no new generation prompt); completions get the whole text."""
+    first = "Q: 3 + 4?\nA: Let's think step by step."
+    text = first + " 3 + 4 = 7.\nTherefore, the answer (arabic numerals) is"
+    stage_two = Prompt(text, continues_at=len(first))
+    with StubServer(fixed(" 7."), keep_requests=True) as server:
+        for backend in (
+            teacher(server),
+            teacher(server, continue_final_message=False),
+            teacher(server, api="completions"),
+        ):
+            (result,) = backend.generate([GenerationRequest("k", stage_two)], SamplingParams())
+            assert result.completions[0].text == " 7."
+        continued, plain_turns, completion = server.received
+    assert continued.body["messages"] == [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": " 3 + 4 = 7.\nTherefore, the answer (arabic numerals) is"},
+    ]
+    assert (continued.body["continue_final_message"], continued.body["add_generation_prompt"]) == (True, False)
+    assert plain_turns.body["messages"] == continued.body["messages"]
+    assert "continue_final_message" not in plain_turns.body and "add_generation_prompt" not in plain_turns.body
+    assert completion.body["prompt"] == text and "messages" not in completion.body

@@ -7,12 +7,13 @@ Where to look (the first rule that applies decides; docs/verification.md has the
    nothing the rationale says beats the answer the teacher gave when asked for it.
 2. Fine-tune-CoT's student format, ``{rationale} --> {answer} END``: the text after the last
    ``-->``. Only for student-format text: a student's output (``student=True``), or a text whose
-   last ``-->`` is followed by a one-line answer and nothing else (no trigger after it). A teacher
-   rationale's arrow (``5 --> 6``) is not this format.
+   last ``-->`` is followed by a short one-line answer (at most STUDENT_ANSWER_CHARS, no trigger or
+   answer marker) and nothing else. A teacher rationale's arrow (``5 --> 6``) is not this format.
 3. A stage-2 trigger inside the text (a single completion holding rationale, trigger and answer):
    the text after the last one (triggers.py).
-4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:``, ``\\boxed{...}``
-   (its content only), GSM8K's ``#### n`` line.
+4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:``, a Markdown heading
+   ``### Final Answer`` (the lines after it), ``\\boxed{...}`` (its content only), GSM8K's
+   ``#### n`` line.
 5. No marker: the last candidate of the whole text; for yes/no the first yes/no word of the last
    sentence holding one; free text has no fallback.
 
@@ -20,18 +21,20 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
 (markup.py: Markdown emphasis and LaTeX resolved), and depend on the answer type:
 
 - number: ``1,080``, ``-3.5``, ``−12`` (any dash glued to a digit and not after an operand is a
-  sign; ``x - 10`` is the number 10), ``$18.00``, ``3/4`` (also before a full stop), ``50%``,
-  ``2.5e3``. Not a candidate: a hex, binary or octal literal, the base or exponent of a power
-  (``2**10``, ``2^10``), a date (``09/08/2021``), a fraction over zero, a number out of range
-  (normalize.py). When the first number after a marker is the first operand of an equation in the
-  same sentence (``The answer is 2 × 3 = 6.``), the number after its last ``=`` counts.
+  sign; ``x - 10`` is the number 10), ``$18.00``, ``3/4`` (also before a full stop), ``1 1/2``
+  (a whole number and a proper fraction), ``50%``, ``2.5e3``. Not a candidate: a hex, binary or
+  octal literal, the base or exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a
+  fraction over zero, a number out of range (normalize.py). When the first number after a marker
+  is the first operand of an equation in the same sentence (``The answer is 2 × 3 = 6.``), the
+  number after its last ``=`` counts.
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
   ``B)``, ``(b)``, ``b)``, a lone ``B``, or a lone ``b`` followed by punctuation or the end (a lone
   lowercase letter before a word is a word). A lone ``A`` or ``I`` before a lowercase word is
   the article or pronoun unless that word is a verb or conjunction (``A is``, ``A because``). A
   letter in a function call or formula (``P(A AND B)``, ``5C3``) is none. Failing a letter, an
   option's text (word boundaries; the longest option first where two start together, so "24"
-  beats "2" and "money bank" beats "money"); failing that, a number equal to exactly one option's.
+  beats "2" and "money bank" beats "money"; a text two options share names neither); failing
+  that, a number equal to exactly one option's.
 - yes/no: yes, no, true, false (as words), hint phrases such as "(Yes or No)" excluded.
 - text: the first sentence of the first line; if it quotes something, the longest quotation.
 
@@ -47,18 +50,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from curation.answers.markup import plain, unboxed
-from curation.answers.normalize import canonical_decimal, parse_number
+from curation.answers.normalize import bounded, canonical_decimal, parse_number
 from curation.answers.triggers import HINT_WORDS, last_trigger
 from curation.models.task import AnswerType
 
 Choice = dict[str, str]
 
 _ARROW = re.compile(r"-->")
+STUDENT_ANSWER_CHARS = 80
+"""The longest text after ``-->`` that is read as a Fine-tune-CoT answer without knowing the
+writer is a student: their answers are numbers, letters, yes or no, a few letters of text."""
 _THE_ANSWER_IS = re.compile(
     r"\b(?:final\s+|correct\s+|right\s+|best\s+)?answer\s*(?:is|would\s+be|will\s+be|=)(?![\w'’])", re.IGNORECASE
 )
 _ANSWER_LABEL = re.compile(r"\banswer\s*[:：]", re.IGNORECASE)
 _HASHES = re.compile(r"(?:^|\n)[ \t]*####[ \t]*")
+_ANSWER_HEADING = re.compile(r"(?:^|\n)[ \t]*#{1,6}[ \t]*(?:final[ \t]+)?answer\b[^\n]*\n", re.IGNORECASE)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _LEADING_MARKER = re.compile(
     r"^[\s:,.\-]*(?:(?:so|thus|hence)\s*,?\s+)?(?:the\s+)?(?:final\s+|correct\s+)?answer\s*(?:is|:|=)\s*",
@@ -74,15 +81,17 @@ _NUMBER = re.compile(
     r"(?!0(?:[xX][0-9a-fA-F]|[bB][01]|[oO][0-7]))"  # 0x1p3 is a hex literal, not the number 0
     # Atomic and possessive: when a lookahead refuses a number, no shorter prefix of it ("2" of
     # "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
-    r"(?P<value>(?>(?:\d++(?:\.\d++)?\s*+/\s*+\d++(?:\.\d++)?(?![.,]\d|\s*/\s*\d)"  # 3/4, not 09/08/2021
+    r"(?P<value>(?>(?:\d++[ ]\d++/\d++(?![.,]\d|\s*/\s*\d)"  # a mixed number: 1 1/2
+    r"|\d++(?:\.\d++)?\s*+/\s*+\d++(?:\.\d++)?(?![.,]\d|\s*/\s*\d)"  # 3/4, not 09/08/2021
     r"|\d{1,3}(?:,\d{3})++(?:\.\d++)?"
     r"|\d++(?:\.\d++)?(?!\s*/\s*\d)"
     r"|\.\d++)"
     r"(?:[eE][-+]?\d++)?%?))"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
     r"(?!\s*(?:\*\*|\^))"  # not the base of a power either
 )
+_MIXED = re.compile(r"(\d+) (\d+)/(\d+)")
 _BINARY_BEFORE_SIGN = frozenset(")]%")
-_EQUATION_OPERATOR = re.compile(r"\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
+_EQUATION_OPERATOR = re.compile(r"[)\]]*\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
 _EQUALS = re.compile(r"[=≈]")
 
@@ -163,8 +172,15 @@ def _number_value(match: re.Match[str], text: str) -> str | None:
     """The canonical number of a match, or None if it is no number we accept (1/0, 1e999999999)."""
     sign = match.group("sign")
     negative = bool(sign) and (match.start() == 0 or text[match.start() - 1] not in _BINARY_BEFORE_SIGN)
+    written = match.group("value")
     try:
-        value = parse_number(match.group("value").replace(" ", ""))
+        mixed = _MIXED.fullmatch(written)
+        if mixed is not None:
+            whole, numerator, denominator = (Decimal(part) for part in mixed.groups())
+            # 1 1/2 is one and a half; "2 10/5" is no mixed number: its first number stands alone.
+            value = bounded(whole + numerator / denominator) if 0 < numerator < denominator else bounded(whole)
+        else:
+            value = parse_number(written.replace(" ", ""))
     except (ValueError, ArithmeticError):  # AnswerFormatError, decimal's errors, int digit limits
         return None
     return canonical_decimal(-value if negative else value)
@@ -254,12 +270,16 @@ def _option_texts(text: str, choices: list[Choice]) -> list[str]:
         pattern = _option_pattern(choice["text"])
         if pattern is not None:
             hits.extend((m.start(), -(m.end() - m.start()), m.end(), choice["label"]) for m in pattern.finditer(text))
+    spans: dict[tuple[int, int], set[str]] = {}
+    for start, _, end, label in hits:
+        spans.setdefault((start, end), set()).add(label)
     found, covered = [], -1
-    for start, _, end, label in sorted(hits):
+    for (start, end), labels in sorted(spans.items(), key=lambda item: (item[0][0], -item[0][1])):
         if start < covered:
             continue  # inside a longer option found at or before this point
-        found.append(label)
         covered = end
+        if len(labels) == 1:  # two options with one text (AQuA has a few) name neither
+            found.append(next(iter(labels)))
     return found
 
 
@@ -365,16 +385,20 @@ def _first(segment: str, answer_type: AnswerType, choices: list[Choice] | None) 
 
 
 def _is_student_format(text: str, arrow: re.Match[str]) -> bool:
-    """Fine-tune-CoT's ` {rationale} --> {answer}`: one short line after the last arrow, no trigger."""
+    """Fine-tune-CoT's ` {rationale} --> {answer}`: a short answer on one line after the last
+    arrow, with no trigger or answer marker (a teacher's text going on after an arrow of its own)."""
     tail = _without_end(text[arrow.end() :]).strip()
-    return bool(tail) and "\n" not in tail and len(tail) <= 200 and last_trigger(tail) is None
+    if not tail or "\n" in tail or len(tail) > STUDENT_ANSWER_CHARS:
+        return False
+    return last_trigger(tail) is None and _last_marker(tail) is None
 
 
 def _last_marker(text: str) -> tuple[str, str] | None:
     """(rule, segment) of the last answer marker in `text`."""
     best: tuple[int, str, str] | None = None
     for rule, pattern in (("the-answer-is", _THE_ANSWER_IS), ("answer-label", _ANSWER_LABEL),
-                          ("gsm8k-hashes", _HASHES), ("boxed", _BOXED)):  # fmt: skip
+                          ("answer-heading", _ANSWER_HEADING), ("gsm8k-hashes", _HASHES),
+                          ("boxed", _BOXED)):  # fmt: skip
         found = None
         for found in pattern.finditer(text):  # noqa: B007 (the loop keeps the last)
             pass
