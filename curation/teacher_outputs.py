@@ -329,9 +329,13 @@ class _Matcher:
                 raise InputError(record.location, f'cannot read the options in "{name}": {value[:80]!r}')
             return verbalised[1]
         try:
-            return parse_choices(value)
+            shown = sorted(parse_choices(value), key=lambda c: c["label"])
         except RecordError as error:
             raise InputError(record.location, f'"{name}": {error}') from None
+        labels = [c["label"] for c in shown]
+        if labels != [chr(ord("A") + i) for i in range(len(labels))]:
+            raise InputError(record.location, f'"{name}": options are labelled {", ".join(labels)}, not A, B, C, ...')
+        return shown
 
     def _lookup(self, keys: set[str]) -> dict[str, list[_Candidate]]:
         column = Problem.source_ref if self.fields.problem_ref is not None else Problem.content_hash

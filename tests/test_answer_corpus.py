@@ -30,7 +30,8 @@ RULES = {
     "markdown-emphasis", "power-not-emphasis", "latex", "fraction-full-stop", "unicode-minus", "binary-minus",
     "mixed-number", "equation-result", "mc-word-boundary", "mc-longest-option", "mc-option-number",
     "mc-lowercase-letter", "mc-letter-order", "mc-formula-letter", "mc-article", "mc-shown-order",
-    "yes-no-true-false", "yes-no-last-sentence", "student-arrow", "teacher-arrow-ignored", "rounded-gold",
+    "yes-no-true-false", "yes-no-last-sentence", "yes-no-statement", "mc-no-marker", "text-last-quotation",
+    "student-arrow", "teacher-arrow-ignored", "rounded-gold",
     "not-rounded", "tolerance", "few-shot-answer-is", "answer-label", "answer-heading", "gsm8k-hashes",
     "last-candidate", "text-quoted", "text-first-sentence", "invented-exemplar", "chat-teacher", "unparseable",
 }  # fmt: skip

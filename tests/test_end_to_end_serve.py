@@ -100,3 +100,44 @@ def test_pad_run_against_transformers_serve(
     assert all(r.output and r.prompt_tokens and r.completion_tokens and r.latency_ms > 0 for r in rows)
     assert {r.verdict for r in rows} <= {"correct", "incorrect", "unparseable", "error"}
     assert any("def solution" in r.output for r in rows)  # the model keeps PaD's format
+
+
+@pytest.mark.slow
+def test_zero_shot_cot_against_transformers_serve_asks_completions_for_both_stages(
+    sqlite_db: Database, shared_data: Path, served_model: tuple[str, str]
+) -> None:
+    """No --api given: a two-stage template asks the completions endpoint, where the second stage
+    is the first one's text continued (`transformers serve` refuses chat continuation fields)."""
+    base_url, model = served_model
+    db = sqlite_db
+    with db.transaction() as session:
+        ingest_files(session, "gsm8k", [shared_data / "gsm8k/test.jsonl"])
+        run = create_run(
+            session,
+            RunSpec(
+                task="gsm8k", split="test", limit=2, max_tokens=48, template="zero-shot-cot",
+                teacher=TeacherSpec("openai", model, {"base_url": base_url, "concurrency": 2, "request_timeout": 120}),
+            ),
+        )  # fmt: skip
+        assert run.params is not None and run.params["teacher"]["api"] == "completions"
+    final = run_embedded(db, run.id)
+    assert (final.status, final.generated, final.failed, final.labelled) == (RunStatus.completed, 2, 0, 2)
+    with db.read() as session:
+        rows = session.execute(text("SELECT output, answer_output FROM generation")).all()
+    assert all(r.output and r.answer_output is not None for r in rows)
+
+
+@pytest.mark.slow
+def test_the_local_teacher_continues_the_assistant_turn(smollm2_folder: Path) -> None:
+    from curation.templates import Prompt
+    from workers.teachers.base import GenerationRequest, SamplingParams
+    from workers.teachers.local import LocalTransformersTeacher
+
+    teacher = LocalTransformersTeacher(str(smollm2_folder), device="cpu")
+    first = "Q: Sam has 3 apples and buys 4 more. How many apples?\nA: Let's think step by step."
+    stage_two = Prompt(first + " 3 + 4 = 7.\nTherefore, the answer (arabic numerals) is", continues_at=len(first))
+    rendered = teacher._text(GenerationRequest("k", stage_two))
+    assert rendered.endswith("<|im_start|>assistant\n 3 + 4 = 7.\nTherefore, the answer (arabic numerals) is")
+    assert teacher._text(GenerationRequest("k", Prompt(first))).endswith("<|im_start|>assistant\n")
+    (result,) = teacher.generate([GenerationRequest("k", stage_two)], SamplingParams(max_tokens=6))
+    assert not result.failed and result.completions[0].text

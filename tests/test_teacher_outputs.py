@@ -309,7 +309,7 @@ def test_a_choices_field_says_which_options_the_teacher_saw(dates: Database, tmp
     question = "Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?"
     seen = ["05/01/2021", "02/23/2021", "03/11/2021", "05/09/2021", "06/12/2021", "04/29/2021"]
     other = ["04/29/2021", "05/01/2021", "02/23/2021", "03/11/2021", "05/09/2021", "06/12/2021"]
-    as_mapping = dict(zip("ABCDEF", other, strict=True))
+    as_mapping = dict(reversed(list(zip("ABCDEF", other, strict=True))))  # F first: labels, not places, count
     records: list[dict[str, Any]] = [
         {"question": question, "options": seen, "generated": "So the answer is (A)."},
         {"question": question, "options": as_mapping, "generated": "So the answer is (B)."},

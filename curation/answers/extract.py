@@ -14,8 +14,11 @@ Where to look (the first rule that applies decides; docs/verification.md has the
 4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:``, a Markdown heading
    ``### Final Answer`` (the lines after it), ``\\boxed{...}`` (its content only), GSM8K's
    ``#### n`` line.
-5. No marker: the last candidate of the whole text; for yes/no the first yes/no word of the last
-   sentence holding one; free text has no fallback.
+5. No marker: the last candidate of the whole text (for multiple choice, in the last sentence
+   naming an option, its last letter, else its first option text); for yes/no the last yes/no
+   statement ("Yes.", "No, ...": the word opening a sentence, followed by a stop), else the first
+   yes/no word of the last sentence holding one; for free text only a quotation in the last
+   sentence that has one.
 
 After a trigger or marker, the first candidate counts. Candidates are read from the plain text
 (markup.py: Markdown emphasis and LaTeX resolved), and depend on the answer type:
@@ -147,6 +150,11 @@ _NOT_AFTER_ARTICLE = frozenset(
 _YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _YES_NO_WORD = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+# "Yes." / "No, it is not." / "So, yes: ..." opening a sentence; "No one" and "No evidence" are no answer.
+_YES_NO_STATEMENT = re.compile(
+    r"(?:^|(?<=[.!?:\n])\s*)(?:(?:so|thus|hence|therefore|then|well|and)\s*,?\s+)?(yes|no|true|false)\s*(?=[.,;:!?—–-]|$)",
+    re.IGNORECASE,
+)
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”\n]{1,200})[\"“”]|(?<!\w)['‘]([^'‘’\n]{1,200})['’](?!\w)")
 _FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\s\(")
@@ -231,9 +239,8 @@ def _without_calls(text: str) -> str:
     return _CALL.sub(blank, text) if "(" in text else text
 
 
-def _letters(text: str, labels: list[str]) -> list[str]:
-    """Option letters in order of appearance (module docstring)."""
-    text = _without_calls(text)
+def _letter_matches(text: str, labels: list[str]) -> list[tuple[re.Match[str], str]]:
+    """Option letters in order of appearance (module docstring), in text already without calls."""
     found = []
     for match in _LETTER.finditer(text):
         letter = match.group("paren") or match.group("closing")
@@ -247,8 +254,12 @@ def _letters(text: str, labels: list[str]) -> list[str]:
                 if word and word.group(1) not in _NOT_AFTER_ARTICLE:
                     continue  # "A tricky one": the article
         if letter.upper() in labels:
-            found.append(letter.upper())
+            found.append((match, letter.upper()))
     return found
+
+
+def _letters(text: str, labels: list[str]) -> list[str]:
+    return [letter for _, letter in _letter_matches(_without_calls(text), labels)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -262,25 +273,42 @@ def _option_pattern(text: str) -> re.Pattern[str] | None:
     return re.compile(before + body + after, re.IGNORECASE)
 
 
-def _option_texts(text: str, choices: list[Choice]) -> list[str]:
-    """Options named by their text, in order of appearance; where two start at one place (or
-    overlap) the longer wins ("money bank" over "money", "24" over "2")."""
-    hits: list[tuple[int, int, int, str]] = []
+def _option_text_positions(text: str, choices: list[Choice]) -> list[tuple[int, str]]:
+    """(position, label) of options named by their text, in order of appearance; where two start
+    at one place (or overlap) the longer wins ("money bank" over "money", "24" over "2")."""
+    spans: dict[tuple[int, int], set[str]] = {}
     for choice in choices:
         pattern = _option_pattern(choice["text"])
         if pattern is not None:
-            hits.extend((m.start(), -(m.end() - m.start()), m.end(), choice["label"]) for m in pattern.finditer(text))
-    spans: dict[tuple[int, int], set[str]] = {}
-    for start, _, end, label in hits:
-        spans.setdefault((start, end), set()).add(label)
+            for m in pattern.finditer(text):
+                spans.setdefault((m.start(), m.end()), set()).add(choice["label"])
     found, covered = [], -1
     for (start, end), labels in sorted(spans.items(), key=lambda item: (item[0][0], -item[0][1])):
         if start < covered:
             continue  # inside a longer option found at or before this point
         covered = end
         if len(labels) == 1:  # two options with one text (AQuA has a few) name neither
-            found.append(next(iter(labels)))
+            found.append((start, next(iter(labels))))
     return found
+
+
+def _option_texts(text: str, choices: list[Choice]) -> list[str]:
+    return [label for _, label in _option_text_positions(text, choices)]
+
+
+def _last_option_named(text: str, choices: list[Choice]) -> str | None:
+    """With no marker: the last sentence that names an option decides, by the last letter in it,
+    else by the first option text in it ("... is (C) trashcan, because ... not on the floor" is C;
+    "So Alice has the pink ball, not the red ball" is the pink ball's)."""
+    labels = [c["label"] for c in choices] or [chr(ord("A") + i) for i in range(5)]
+    for sentence in reversed(_SENTENCES.split(text)):
+        letters = _letters(sentence, labels)
+        if letters:
+            return letters[-1]
+        texts = _option_texts(sentence, choices)
+        if texts:
+            return texts[0]
+    return None
 
 
 def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
@@ -305,11 +333,25 @@ def _yes_no(text: str) -> list[str]:
     return [_YES_NO_WORD[m.group(1).lower()] for m in _YES_NO.finditer(text)]
 
 
-def _last_sentence_yes_no(text: str) -> str | None:
+def _last_sentence_yes_no(text: str) -> tuple[str | None, str]:
+    """With no marker: the last yes/no statement (a sentence opening with the word and a stop:
+    "Yes.", "No, ...", "So, yes, ..."), else the first yes/no word of the last sentence holding one."""
+    statements = list(_YES_NO_STATEMENT.finditer(text))
+    if statements:
+        return _YES_NO_WORD[statements[-1].group(1).lower()], "yes-no-statement"
     for sentence in reversed(_SENTENCES.split(text)):
         found = _yes_no(sentence)
         if found:
-            return found[0]
+            return found[0], "last-sentence"
+    return None, "last-sentence"
+
+
+def _last_quotation(text: str) -> str | None:
+    """The longest quotation of the last sentence (or line) that quotes something."""
+    for sentence in reversed(_SENTENCES.split(text)):
+        quoted = [a or b for a, b in _QUOTED.findall(sentence)]
+        if quoted:
+            return _free_text(f'"{max(quoted, key=len)}"')
     return None
 
 
@@ -443,11 +485,16 @@ def extract_cot_answer(
     if marker is not None:
         rule, segment = marker
         return Extraction(_first(segment, answer_type, choices), rule, _span(segment))
+    text = HINT_WORDS.sub(" ", unboxed(text))
     if answer_type is AnswerType.text:
-        return Extraction(None, "no-marker")  # free text has no "last candidate" to fall back on
+        quoted = _last_quotation(text)  # free text has no "last candidate": only a quoted result
+        return Extraction(quoted, "last-quotation" if quoted else "no-marker")
     if answer_type is AnswerType.yes_no:
-        return Extraction(_last_sentence_yes_no(HINT_WORDS.sub(" ", text)), "last-sentence")
-    found = candidates(HINT_WORDS.sub(" ", unboxed(text)), answer_type, choices)
+        answer, rule = _last_sentence_yes_no(text)
+        return Extraction(answer, rule)
+    if answer_type is AnswerType.multiple_choice:
+        return Extraction(_last_option_named(text, choices or []), "last-candidate")
+    found = candidates(text, answer_type, choices)
     return Extraction(found[-1] if found else None, "last-candidate")
 
 
