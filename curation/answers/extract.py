@@ -11,7 +11,8 @@ Where to look (the first rule that applies decides; docs/verification.md has the
    answer marker) and nothing else. A teacher rationale's arrow (``5 --> 6``) is not this format.
 3. A stage-2 trigger inside the text (a single completion holding rationale, trigger and answer):
    the text after the last one (triggers.py).
-4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:``, a Markdown heading
+4. Otherwise the last answer marker: ``the (final) answer is``, ``Answer:`` (followed by a short
+   line: LABELLED_ANSWER_CHARS; a longer one opens reasoning), a Markdown heading
    ``### Final Answer`` (the lines after it), ``\\boxed{...}`` (its content only), GSM8K's
    ``#### n`` line.
 5. No marker: the last candidate of the whole text (for multiple choice, in the last sentence
@@ -60,6 +61,8 @@ from curation.models.task import AnswerType
 Choice = dict[str, str]
 
 _ARROW = re.compile(r"-->")
+LABELLED_ANSWER_CHARS = 100
+"""An "Answer:" label followed by a longer line heads reasoning, not an answer."""
 STUDENT_ANSWER_CHARS = 80
 """The longest text after ``-->`` that is read as a Fine-tune-CoT answer without knowing the
 writer is a student: their answers are numbers, letters, yes or no, a few letters of text."""
@@ -435,6 +438,13 @@ def _is_student_format(text: str, arrow: re.Match[str]) -> bool:
     return last_trigger(tail) is None and _last_marker(tail) is None
 
 
+def _labels_an_answer(text: str, label: re.Match[str]) -> bool:
+    """Whether "Answer:" is followed by an answer: a short rest of its line, or a short next line.
+    "Answer: Let's think step by step. Janet has 16 eggs. ..." opens reasoning, not an answer."""
+    rest = text[label.end() : label.end() + 4 * LABELLED_ANSWER_CHARS].strip()
+    return len(rest.split("\n", 1)[0].strip()) <= LABELLED_ANSWER_CHARS
+
+
 def _last_marker(text: str) -> tuple[str, str] | None:
     """(rule, segment) of the last answer marker in `text`."""
     best: tuple[int, str, str] | None = None
@@ -442,8 +452,9 @@ def _last_marker(text: str) -> tuple[str, str] | None:
                           ("answer-heading", _ANSWER_HEADING), ("gsm8k-hashes", _HASHES),
                           ("boxed", _BOXED)):  # fmt: skip
         found = None
-        for found in pattern.finditer(text):  # noqa: B007 (the loop keeps the last)
-            pass
+        for match in pattern.finditer(text):
+            if rule != "answer-label" or _labels_an_answer(text, match):
+                found = match
         if found is not None and (best is None or found.start() > best[0]):
             segment = _boxed_content(text, found) if rule == "boxed" else text[found.end() :]
             best = (found.start(), rule, segment)
