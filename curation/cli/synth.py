@@ -176,8 +176,8 @@ def _drive(
 
         with db.read() as session:
             error = get_run(session, run_id).error or ""
-        again = "--retry-failed " if error.startswith(ALL_FAILED) else ""
-        raise CurationError(f"run {run_id} failed: {error}; `curation runs resume {run_id} {again}`continues it")
+        command = f"curation runs resume {run_id}" + (" --retry-failed" if error.startswith(ALL_FAILED) else "")
+        raise CurationError(f"run {run_id} failed: {error}; `{command}` continues it")
     if not final.done:
         raise CurationError(
             f"run {run_id} is not finished ({final.status}); `curation runs resume {run_id}` continues it"
