@@ -268,6 +268,47 @@ def cancel(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     console.print(f"run #{run_id} cancelled")
 
 
+def supervise(
+    interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 10.0,
+    stall_seconds: Annotated[
+        float, typer.Option(help="A run whose counters have not moved this long is looked into.")
+    ] = 120.0,
+    max_stalls: Annotated[
+        int, typer.Option(help="Fail a run whose work was sent again this many times without progress.")
+    ] = 5,
+    idle_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Fail a run whose work waits in queues nothing was taken from for this long "
+            "(default: stall-seconds x max-stalls)."
+        ),
+    ] = None,
+    ticks: Annotated[int | None, typer.Option(help="Look this many times, then exit (default: for ever).")] = None,
+) -> None:
+    """Watch every running run and send again the work a broker restart or a dead worker lost.
+
+    One per deployment, beside the workers (needs CURATION_BROKER_URL, a Redis broker): runs then
+    finish without the command that started them. See workers/supervisor.py for the rules.
+    """
+    settings = get_settings()
+    if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
+        raise CurationError("set CURATION_BROKER_URL to the workers' Redis broker (redis://host:6379/0) to supervise")
+    import logging
+
+    from workers.celery_app import app
+    from workers.dispatch import CeleryDispatcher
+    from workers.supervisor import Supervisor
+    from workers.tasks import ROUTES
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    supervisor = Supervisor(
+        database(), app, CeleryDispatcher(app, ROUTES),
+        stall_seconds=stall_seconds, max_stalls=max_stalls, idle_seconds=idle_seconds,
+    )  # fmt: skip
+    console.print(f"supervising the runs of {database().engine.url.render_as_string()} every {interval:g} s")
+    supervisor.run_forever(interval, ticks=ticks)
+
+
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues: generation, execution, verification.")] = (
         "generation,execution,verification"

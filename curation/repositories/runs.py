@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from curation.db.base import utc_now
@@ -215,20 +215,36 @@ def add_to_counters(session: Session, run_id: int, *, done: int = 0, failed: int
 
 
 def complete_if_done(session: Session, run_id: int) -> bool:
-    """Mark the run completed once every sample is generated (or failed) and every rationale labelled.
+    """End the run once every sample is generated (or failed) and every rationale labelled.
 
-    One conditional UPDATE, so of all the tasks finishing at once exactly one flips the status.
+    It ends completed, or failed when not one teacher call succeeded (an unreachable teacher, a
+    wrong base URL): the first stored error is the reason. A run failed earlier because its work
+    stopped moving ends completed too, once that work is done after all. One conditional UPDATE,
+    so of all the tasks finishing at once exactly one ends the run. True if this call ended it.
     """
+    answered = SynthesisRun.generations_done > 0
+    first_error = (
+        select(Generation.error)
+        .where(Generation.synthesis_run_id == SynthesisRun.id, Generation.status == GenerationStatus.failed)
+        .order_by(Generation.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    reason = literal("every teacher call failed; the first said: ") + func.coalesce(first_error, "(no error stored)")
     result = session.execute(
         update(SynthesisRun)
         .where(
             SynthesisRun.id == run_id,
-            SynthesisRun.status == RunStatus.running,
+            or_(SynthesisRun.status == RunStatus.running, and_(SynthesisRun.status == RunStatus.failed, answered)),
             SynthesisRun.generations_done + SynthesisRun.generations_failed
             >= SynthesisRun.problems_total * SynthesisRun.samples_per_problem,
             SynthesisRun.rationales_labelled >= SynthesisRun.generations_done,
         )
-        .values(status=RunStatus.completed, finished_at=utc_now())
+        .values(
+            status=case((answered, RunStatus.completed.value), else_=RunStatus.failed.value),
+            error=case((answered, None), else_=func.substr(reason, 1, 2000)),
+            finished_at=utc_now(),
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
