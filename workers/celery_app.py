@@ -65,6 +65,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # every 10 s but scanning only every 10th time, takes up to 100 s on top of the timeout.
             "unacked_restore_interval": max(1, min(10, visibility // 10)),
             "unacked_restore_throttle": 1,
+            # The sweep's lock in Redis: a worker killed during a sweep would otherwise block every
+            # sweep for kombu's 5 minutes. Two sweeps at once are safe (each restore is a transaction).
+            "unacked_mutex_expire": 30,
         },
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -353,6 +353,7 @@ class _Sink:
         self.first_stage: list[tuple[Any, ...]] = []
         self.answer_stage: list[tuple[int, GenerationResult]] = []
         self.stored = 0
+        self.followed_up: set[int] = set()
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one flush at a time, in arrival order
         self._stopping = threading.Event()
@@ -490,6 +491,7 @@ class _Sink:
             if ids:
                 task = EXECUTE if context.kind is RationaleKind.program else VERIFY
                 after_commit(session, lambda: self.dispatcher.send(task, context.run_id, ids))
+                after_commit(session, lambda: self.followed_up.update(ids))
 
 
 def _ask(
@@ -524,19 +526,27 @@ def generate_batch(runtime: Runtime, run_id: int, problem_ids: Sequence[int], re
     lease = Lease(db, run_id, problem_ids, get_settings().lease_seconds)
     lease.acquire()
     try:
-        stored = _generate(runtime, context, problem_ids, retry_failed, lease)
+        generated = _generate(runtime, context, problem_ids, retry_failed, lease)
     finally:
         lease.release()
-    if stored == 0:
-        # Nothing was missing: this is a re-delivery or a resume. Send on whatever follow-up work
-        # of these problems is unfinished, in case the messages for it were lost.
-        _resend_followups(db, runtime.dispatcher, context, problem_ids)
-    return stored
+    if generated.stored == 0 or generated.resumed:
+        # A re-delivery or a resume: an earlier delivery may have died between storing answers and
+        # sending their follow-ups. Send on the unfinished follow-up work of these problems, less
+        # what this delivery sent itself.
+        _resend_followups(db, runtime.dispatcher, context, problem_ids, skip=generated.followed_up)
+    return generated.stored
+
+
+@dataclass(frozen=True)
+class _Generated:
+    stored: int  # teacher calls stored
+    resumed: bool  # the batch had stored generations when the task began
+    followed_up: frozenset[int]  # rationales whose execution or verification the task sent
 
 
 def _generate(
     runtime: Runtime, context: _RunContext, problem_ids: Sequence[int], retry_failed: bool, lease: Lease
-) -> int:
+) -> _Generated:
     db, run_id, two_stage = runtime.db, context.run_id, context.template.two_stage
     if retry_failed and two_stage:
         with db.transaction() as session:
@@ -545,6 +555,7 @@ def _generate(
     with db.read() as session:  # read after the claim: whatever an earlier holder stored is seen
         problems = _problem_views(session, problem_ids)
         stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=two_stage)
+    stored_before = stored
     first_stage: list[GenerationRequest] = []
     prompts: dict[int, Prompt] = {}
     for pid in problem_ids:
@@ -580,15 +591,19 @@ def _generate(
                 for result in _ask(runtime, context, [r for _, r in second_stage], answer_params, stop_asking):
                     sink.add_answer_stage(by_key[result.request.key], result)
                 sink.check()
-    return sink.stored
+    return _Generated(sink.stored, bool(stored_before), frozenset(sink.followed_up))
 
 
-def _resend_followups(db: Database, dispatcher: Dispatcher, context: _RunContext, problem_ids: Sequence[int]) -> None:
+def _resend_followups(
+    db: Database, dispatcher: Dispatcher, context: _RunContext, problem_ids: Sequence[int], skip: frozenset[int]
+) -> None:
     with db.transaction() as session:
         unexecuted, unlabelled = verification_repo.unfinished_rationales(
             session, context.run_id, problem_ids, limits_hash=context.limits.digest(),
             verifier_version=context.verifier_version,
         )  # fmt: skip
+        unexecuted = [rid for rid in unexecuted if rid not in skip]
+        unlabelled = [rid for rid in unlabelled if rid not in skip]
         if unexecuted:
             after_commit(session, lambda: dispatcher.send(EXECUTE, context.run_id, unexecuted))
         ready = sorted(set(unlabelled) - set(unexecuted))
