@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import text
 
 from curation.cli.context import console, database, err_console
 from curation.errors import CurationError
@@ -177,16 +178,16 @@ def _drive(
 
 
 def _summary(run_id: int) -> None:
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        result = run_sql(
-            session,
-            f"SELECT status, generations, failed, parsed, executed_ok, correct, pass_rate FROM run_quality "
-            f"WHERE synthesis_run_id = {int(run_id)}",
-        )
-    for row in result.rows:
-        values = dict(zip(result.columns, row, strict=True))
+        rows = session.execute(
+            text(
+                "SELECT status, generations, failed, parsed, executed_ok, correct, pass_rate FROM run_quality "
+                "WHERE synthesis_run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+    for row in rows:
+        values = dict(row._mapping)
         rate = values["pass_rate"]
         console.print(
             f"run #{run_id} {values['status']}: {values['generations']:,} generations ({values['failed']:,} failed), "
@@ -200,19 +201,20 @@ def runs(ctx: typer.Context, limit: Annotated[int, typer.Option(help="Most recen
     """List synthesis runs (newest first)."""
     if ctx.invoked_subcommand is not None:
         return
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        result = run_sql(
-            session,
-            "SELECT r.id, r.name, t.name AS task, r.split, m.name AS teacher, pt.name AS template, r.status, "
-            "r.problems_total * r.samples_per_problem AS expected, r.generations_done AS generated, "
-            "r.generations_failed AS failed, r.rationales_labelled AS labelled, r.created_at "
-            "FROM synthesis_run r JOIN task t ON t.id = r.task_id JOIN model m ON m.id = r.teacher_id "
-            f"JOIN prompt_template pt ON pt.id = r.template_id ORDER BY r.id DESC LIMIT {int(limit)}",
+        result = session.execute(
+            text(
+                "SELECT r.id, r.name, t.name AS task, r.split, m.name AS teacher, pt.name AS template, r.status, "
+                "r.problems_total * r.samples_per_problem AS expected, r.generations_done AS generated, "
+                "r.generations_failed AS failed, r.rationales_labelled AS labelled, r.created_at "
+                "FROM synthesis_run r JOIN task t ON t.id = r.task_id JOIN model m ON m.id = r.teacher_id "
+                "JOIN prompt_template pt ON pt.id = r.template_id ORDER BY r.id DESC LIMIT :limit"
+            ),
+            {"limit": limit},
         )
-    table = Table(*result.columns)
-    for row in result.rows:
+        columns, rows = list(result.keys()), result.all()
+    table = Table(*columns)
+    for row in rows:
         table.add_row(*("" if v is None else str(v)[:40] for v in row))
     console.print(table)
 
@@ -228,15 +230,15 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
         f"of {progress.expected:,}; labelled {progress.labelled:,}"
     )
     _summary(run_id)
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        errors = run_sql(
-            session,
-            "SELECT status, error_type, executions, share FROM execution_error_breakdown "
-            f"WHERE synthesis_run_id = {int(run_id)} ORDER BY executions DESC",
-        )
-    for status, error_type, executions, share in errors.rows:
+        errors = session.execute(
+            text(
+                "SELECT status, error_type, executions, share FROM execution_error_breakdown "
+                "WHERE synthesis_run_id = :run_id ORDER BY executions DESC"
+            ),
+            {"run_id": run_id},
+        ).all()
+    for status, error_type, executions, share in errors:
         console.print(f"  executions {status} {error_type}: {executions:,} ({share:.1%})")
 
 
