@@ -18,9 +18,10 @@ from curation.db.session import Database
 from curation.ingestion.service import ingest_procedural
 from curation.models import RunStatus, SynthesisRun
 from curation.repositories import leases
+from curation.repositories.runs import fail_run
 from curation.settings import Settings
-from workers import synthesis
 from tests.support.scripted_teacher import TeacherCrash
+from workers import synthesis
 from workers.batch_lease import Lease
 from workers.celery_app import TRANSIENT, celery_config
 from workers.dispatch import InlineDispatcher
@@ -146,7 +147,7 @@ def test_a_run_failed_for_stalling_completes_when_its_work_does(db: Database) ->
     assert isinstance(dispatcher, InlineDispatcher)
     start_run(db, dispatcher, run_id)
     with db.transaction() as session:  # what the supervisor does when nothing moves
-        synthesis.run_repo.fail_run(session, run_id, "no progress after its missing work was sent again 5 times")
+        fail_run(session, run_id, "no progress after its missing work was sent again 5 times")
     assert dispatcher.drain(runtime) == 2  # the queued work arrives after all: generation, then execution
     runtime.close()
     final = progress_of(db, run_id)

@@ -21,7 +21,7 @@ from tests.support.scripted_teacher import ScriptedTeacher, TeacherCrash
 from workers import batch_lease
 from workers.batch_lease import BatchLeased, batch_key
 from workers.dispatch import InlineDispatcher
-from workers.driver import progress_of, run_embedded, wait_distributed
+from workers.driver import progress_of, run_embedded
 from workers.runtime import Runtime
 from workers.synthesis import (
     EXECUTE,

@@ -126,6 +126,13 @@ def synth(
     from workers.sandbox import Limits
     from workers.synthesis import RunSpec, create_run
 
+    if samples > 1 and temperature == 0:
+        err_console.print(
+            f"[bold yellow]warning:[/] --samples {samples} at --temperature 0: greedy decoding gives every sample "
+            "the same text, so the extra samples cost teacher calls and add nothing (diverse reasoning samples at "
+            "a temperature, e.g. -T 0.7)",
+            highlight=False,
+        )
     spec = RunSpec(
         task=task, teacher=parse_teacher(teacher, base_url, api, api_key_env, concurrency, request_timeout),
         template=template, template_version=template_version, split=split, samples=samples,
@@ -260,13 +267,15 @@ def resume(
 
 @runs_app.command("cancel")
 def cancel(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
-    """Stop a run: its queued generation tasks do nothing when they arrive."""
-    from curation.models import RunStatus
-    from curation.repositories.runs import get_run
+    """Stop a run: its queued generation tasks do nothing when they arrive.
+
+    A completed or cancelled run is refused (there is nothing left to stop); a pending, running or
+    failed one (whose queued work could still arrive) is cancelled.
+    """
+    from curation.repositories.runs import cancel_run
 
     with database().transaction() as session:
-        run = get_run(session, run_id)
-        run.status = RunStatus.cancelled
+        cancel_run(session, run_id)
     console.print(f"run #{run_id} cancelled")
 
 

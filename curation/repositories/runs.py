@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from curation.db.base import utc_now
 from curation.db.bulk import insert_ignoring_conflicts_returning_keys
 from curation.db.dialect import insert_ignoring_conflicts
-from curation.errors import NotFoundError
+from curation.errors import CurationError, NotFoundError
 from curation.models import Generation, GenerationStatus, Label, Problem, Rationale, RunStatus, SynthesisRun
 
 
@@ -266,6 +266,20 @@ def revive_answer_stage(session: Session, run_id: int, problem_ids: Sequence[int
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_run(session: Session, run_id: int) -> None:
+    """Cancel a run that has not finished: one conditional UPDATE, so a run that completes at the
+    same moment is not turned into a cancelled one."""
+    result = session.execute(
+        update(SynthesisRun)
+        .where(SynthesisRun.id == run_id, SynthesisRun.status.not_in([RunStatus.completed, RunStatus.cancelled]))
+        .values(status=RunStatus.cancelled, finished_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        run = get_run(session, run_id)  # NotFoundError names a run that does not exist
+        raise CurationError(f"run {run_id} is already {run.status.value}: there is nothing to cancel")
 
 
 def fail_run(session: Session, run_id: int, error: str) -> None:
