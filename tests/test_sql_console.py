@@ -3,6 +3,8 @@ never runs a statement as a superuser."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from curation.errors import CurationError
 from curation.ingestion.service import ingest_procedural
 from curation.models import Problem
 from curation.sql_console import READER_ROLE, run_sql
-from tests.conftest import _truncate_all
+from tests.conftest import ROOT, _truncate_all
 
 
 def _problems(db: Database) -> int:
@@ -118,3 +120,20 @@ def test_sql_url_must_name_a_role_that_can_only_read(pg: Database) -> None:
     with pg.transaction() as session:
         ingest_procedural(session, count=3, seed=1)
     assert run_sql(pg, "SELECT COUNT(*) FROM problem", sql_url=reader).rows == [(3,)]
+
+
+@pytest.mark.postgres
+def test_the_command_refuses_copy_to_program_as_the_default_user(pg: Database) -> None:
+    """What the issue reproduced, through `curation sql` itself, with the README's default URL."""
+    marker = Path(f"/tmp/curation-test-{uuid.uuid4().hex}")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "from curation.cli.app import main; main()", "sql",
+             f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'"],
+            capture_output=True, text=True, cwd=ROOT, env={"CURATION_DATABASE_URL": pg.url, "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "query failed: must be superuser or have privileges of the pg_execute_server_program" in result.stderr
+        assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)

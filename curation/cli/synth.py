@@ -113,9 +113,18 @@ def synth(
     request_timeout: Annotated[float, typer.Option(help="Seconds before a teacher request is retried.")] = 120.0,
     batch_size: Annotated[int, typer.Option(help="Problems per generation task.")] = 64,
     timeout: Annotated[float, typer.Option(help="Sandbox wall-clock seconds per program.")] = 2.0,
-    wait: Annotated[bool, typer.Option(help="Distributed mode: wait and show progress until the run ends.")] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Distributed mode: wait and show progress until the run ends (--no-wait: only send the work; "
+            "`curation supervise` sees it through)."
+        ),
+    ] = True,
     stall_seconds: Annotated[
-        float, typer.Option(help="Resend missing work after this long without progress.")
+        float,
+        typer.Option(
+            help="While waiting, with no supervisor running: look into the run after this long without progress."
+        ),
     ] = 120.0,
 ) -> None:
     """Generate D samples per problem with a teacher, then execute and verify them.
@@ -255,7 +264,10 @@ def resume(
     retry_failed: Annotated[bool, typer.Option(help="Also ask again for generations that failed.")] = False,
     wait: Annotated[bool, typer.Option(help="Distributed mode: wait until the run ends.")] = True,
     stall_seconds: Annotated[
-        float, typer.Option(help="Resend missing work after this long without progress.")
+        float,
+        typer.Option(
+            help="While waiting, with no supervisor running: look into the run after this long without progress."
+        ),
     ] = 120.0,
 ) -> None:
     """Continue a run: ask the teacher only for what is missing, then execute and verify it."""
