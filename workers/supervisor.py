@@ -14,9 +14,11 @@ Once a run's counters have not moved for `stall_seconds`, the broker's messages 
   generation batch whose lease a live task keeps renewing: in progress, only slow;
 - delivered but held by no live worker (its worker was killed; kombu would put it back only after
   the visibility timeout): lost, like a message a broker restart dropped.
-Only the run's missing work that no waiting or held message asks for is sent (`resume_run` with
-`QueuedWork`). Sending twice would be harmless (every task skips what is done) but a queued run
-resent every few minutes would multiply its messages, so nothing that can still come is resent.
+While any of a run's messages waits in a queue, nothing of it is sent again (what a killed worker
+held is found when the run is quiet again after the queue has drained); otherwise the run's
+missing work that no held message asks for is sent (`resume_run` with `QueuedWork`). Sending
+twice would be harmless (every task skips what is done), but a queued run resent every few
+minutes would multiply its messages, so nothing that can still come is resent.
 
 A run is failed, with the reason, when its work waits in queues from which no worker has taken
 anything for `idle_seconds` (no worker consumes them), or when it was resent `max_stalls` times
@@ -211,9 +213,9 @@ class Supervisor:
         watch = self._watches[run_id]
         watch.last_look = now
         held, waiting = snapshot.held.get(run_id, []), snapshot.waiting.get(run_id, [])
-        if held:
-            return Action(run_id, "in_progress", f"{len(held)} of its tasks are held by live workers")
         if waiting:
+            # Its work will come: nothing is resent (what a killed worker held is found once the
+            # queue has drained and the run is quiet again), unless nothing takes from the queue.
             queues = sorted({m.queue for m in waiting})
             idle = min(now - self._queue_active.get(q, now) for q in queues)
             if idle >= self.idle_seconds:
@@ -224,21 +226,26 @@ class Supervisor:
                 )
                 return self._fail(run_id, reason)
             return Action(run_id, "queued", f"{len(waiting)} messages wait in {', '.join(queues)}")
-        if watch.resends >= self.max_stalls:
+        if not held and watch.resends >= self.max_stalls:
             reason = (
                 f"no progress after its missing work was sent again {watch.resends} times, "
                 f"{self.stall_seconds:.0f} s apart: its tasks fail (see the workers' logs)"
             )
             return self._fail(run_id, reason)
+        # Whatever no live worker holds is lost: a killed worker's, a restarted broker's.
         lost = snapshot.lost.get(run_id, [])
-        report = resume_run(self.db, self.dispatcher, run_id, queued=_work_of(waiting + held))
+        report = resume_run(self.db, self.dispatcher, run_id, queued=_work_of(held))
+        in_progress = f"; {len(held)} of its tasks are held by live workers" if held else ""
         if report.sent:
-            watch.resends += 1
+            if not held:  # a run with work in progress is slow, not stuck
+                watch.resends += 1
             detail = (
                 f"sent again: {report.generate} generation, {report.execute} execution, {report.verify} "
-                f"verification tasks" + (f" ({len(lost)} delivered to a worker that is gone)" if lost else "")
+                f"verification tasks" + (f" ({len(lost)} were delivered to a worker that is gone)" if lost else "")
             )
-            return Action(run_id, "resent", detail)
+            return Action(run_id, "resent", detail + in_progress)
+        if held:
+            return Action(run_id, "in_progress", in_progress.removeprefix("; "))
         if report.leased:
             return Action(run_id, "in_progress", f"{report.leased} batches are leased by live tasks")
         return Action(run_id, "nothing_missing", "the database holds all its work; counters recounted")
