@@ -76,7 +76,6 @@ class Lease:
         self.holder = f"{_machine()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self.lost = False
         self._renewed = 0.0
-        self._renew_lock = threading.Lock()
 
     def acquire(self) -> None:
         """Claim the batch, or raise BatchLeased (with how long until the other claim runs out)."""
@@ -94,14 +93,13 @@ class Lease:
         self._renewed = time.monotonic()
 
     def renew_if_due(self) -> None:
-        with self._renew_lock:
-            if self.lost or time.monotonic() - self._renewed < self.seconds / 4:
-                return
-            with self.db.transaction() as session:
-                held = leases.renew(session, self.run_id, self.key, self.holder, self.seconds)
-            self._renewed = time.monotonic()
-            if not held:
-                self.lost = True
+        if self.lost or time.monotonic() - self._renewed < self.seconds / 4:
+            return
+        with self.db.transaction() as session:
+            held = leases.renew(session, self.run_id, self.key, self.holder, self.seconds)
+        self._renewed = time.monotonic()
+        if not held:
+            self.lost = True
 
     @contextlib.contextmanager
     def kept(self, on_lost: Callable[[], object] | None = None) -> Iterator[Lease]:
