@@ -55,6 +55,8 @@ def test_an_unreachable_teacher_fails_the_run_with_the_reason(sqlite_db: Databas
     with sqlite_db.read() as session:
         run = session.execute(select(SynthesisRun)).scalar_one()
     assert (run.status, run.generations_done, run.generations_failed) == (RunStatus.failed, 0, 4)
+    shown = curation("runs", "show", str(run.id), url=_url(sqlite_db))
+    assert "failed because every teacher call failed" in shown.stdout, shown.stdout + shown.stderr
 
 
 def test_cancel_refuses_a_finished_run_and_stops_an_unfinished_one(sqlite_db: Database) -> None:

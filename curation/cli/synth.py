@@ -238,6 +238,7 @@ def runs(ctx: typer.Context, limit: Annotated[int, typer.Option(help="Most recen
 @runs_app.command("show")
 def show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """A run's progress, quality and execution errors."""
+    from curation.repositories.runs import get_run
     from workers.driver import progress_of
 
     progress = progress_of(database(), run_id)
@@ -245,6 +246,10 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
         f"run #{run_id}: {progress.status}; generated {progress.generated:,} and failed {progress.failed:,} "
         f"of {progress.expected:,}; labelled {progress.labelled:,}"
     )
+    with database().read() as session:
+        error = get_run(session, run_id).error
+    if error:  # why a run failed, for those who sent it with --no-wait
+        console.print(f"  failed because {error}", highlight=False)
     _summary(run_id)
     with database().read() as session:
         errors = session.execute(
