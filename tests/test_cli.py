@@ -146,5 +146,5 @@ def test_a_run_whose_every_teacher_call_failed_exits_non_zero(tmp_path: Path) ->
                       check=False)  # fmt: skip
     message = " ".join(result.stderr.split())
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "failed: every sample failed, so the run has no generations" in message
+    assert "failed: every sample failed (no teacher call gave an answer)" in message
     assert "connection failed" in message and "--retry-failed" in message

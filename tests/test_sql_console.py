@@ -1,15 +1,25 @@
-"""`curation sql` cannot change data, whatever it is given, on either database."""
+"""`curation sql` cannot change data, whatever it is given, on either database; on PostgreSQL it
+never runs a statement as a superuser."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import func, select
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from curation import sql_console
 from curation.db.session import Database
 from curation.errors import CurationError
 from curation.ingestion.service import ingest_procedural
 from curation.models import Problem
-from curation.sql_console import run_sql
+from curation.sql_console import READER_ROLE, run_sql
+from tests.conftest import ROOT, _truncate_all
 
 
 def _problems(db: Database) -> int:
@@ -33,8 +43,8 @@ def _problems(db: Database) -> int:
 def test_statements_that_would_write_are_refused(db: Database, statement: str) -> None:
     with db.transaction() as session:
         ingest_procedural(session, count=5, seed=1)
-    with db.read() as session, pytest.raises(CurationError, match="query failed"):
-        run_sql(session, statement)
+    with pytest.raises(CurationError, match="query failed"):
+        run_sql(db, statement)
     assert _problems(db) == 5
     with db.transaction() as session:  # the pooled connection is writable again for everyone else
         ingest_procedural(session, count=7, seed=1)
@@ -44,10 +54,86 @@ def test_statements_that_would_write_are_refused(db: Database, statement: str) -
 def test_queries_still_answer(db: Database) -> None:
     with db.transaction() as session:
         ingest_procedural(session, count=5, seed=1)
-    with db.read() as session:
-        result = run_sql(
-            session, "SELECT split, COUNT(*) AS n, '100%' AS literal FROM problem GROUP BY split", limit=1
-        )
-        empty = run_sql(session, "COMMIT")
+    result = run_sql(db, "SELECT split, COUNT(*) AS n, '100%' AS literal FROM problem GROUP BY split", limit=1)
+    empty = run_sql(db, "COMMIT")
     assert result.columns == ["split", "n", "literal"] and result.rows[0][1:] == (5, "100%")
     assert empty.rows == [] and _problems(db) == 5
+
+
+def test_statements_go_to_the_driver_as_written(db: Database) -> None:
+    """` :word` inside a string literal is text, not a bind parameter (nor is `%(x)s` or `?`)."""
+    result = run_sql(db, "SELECT 'at :noon, 100%(x)s ?' AS said, ':a' || ' :b' AS joined")
+    assert result.rows == [("at :noon, 100%(x)s ?", ":a :b")]
+
+
+@pytest.fixture
+def pg(postgres_migrated: str) -> Iterator[Database]:
+    """The PostgreSQL test database, emptied: what a superuser could do there."""
+    database = Database(postgres_migrated)
+    _truncate_all(database)
+    yield database
+    database.dispose()
+
+
+def _is_superuser(db: Database) -> bool:
+    with db.read() as session:
+        return bool(session.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar())
+
+
+@pytest.mark.postgres
+def test_a_superuser_url_never_runs_a_shell_command(pg: Database) -> None:
+    """As the README's and CI's default user (a superuser), `COPY ... TO PROGRAM` inside a READ
+    ONLY transaction runs the program (the server does it, as its own OS user, here in /tmp): the
+    console runs the statement as curation_reader instead, which may not."""
+    assert _is_superuser(pg), "the test server's default user is a superuser, as in CI"
+    marker = Path(f"/tmp/curation-test-{uuid.uuid4().hex}")
+    superuser = "(SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY oid LIMIT 1)"
+    try:
+        for statement in (
+            "COPY (SELECT 1) TO PROGRAM 'true'",
+            f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'",
+            f"SELECT set_config('role', {superuser}, false), lo_export(1, '{marker}')",
+            "SELECT pg_read_file('/etc/hostname')",
+        ):
+            with pytest.raises(CurationError, match="query failed"):
+                run_sql(pg, statement)
+        assert not marker.exists()
+        assert run_sql(pg, "SELECT current_user").rows == [(READER_ROLE,)]
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+@pytest.mark.postgres
+def test_a_superuser_is_refused_when_no_read_only_role_can_be_had(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_console, "READER_ROLE", "curation_no_such_role")
+    with pytest.raises(CurationError, match=r"will not run statements as the database URL's role .* is a superuser"):
+        run_sql(pg, "SELECT 1")
+
+
+@pytest.mark.postgres
+def test_sql_url_must_name_a_role_that_can_only_read(pg: Database) -> None:
+    with pytest.raises(CurationError, match=r"CURATION_SQL_URL: role .* is a superuser"):
+        run_sql(pg, "SELECT 1", sql_url=pg.url)
+    reader = make_url(pg.url).set(username=READER_ROLE).render_as_string(hide_password=False)
+    with pg.transaction() as session:
+        ingest_procedural(session, count=3, seed=1)
+    assert run_sql(pg, "SELECT COUNT(*) FROM problem", sql_url=reader).rows == [(3,)]
+
+
+@pytest.mark.postgres
+def test_the_command_refuses_copy_to_program_as_the_default_user(pg: Database) -> None:
+    """What the issue reproduced, through `curation sql` itself, with the README's default URL."""
+    marker = Path(f"/tmp/curation-test-{uuid.uuid4().hex}")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "from curation.cli.app import main; main()", "sql",
+             f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'"],
+            capture_output=True, text=True, cwd=ROOT, env={"CURATION_DATABASE_URL": pg.url, "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "query failed: must be superuser or have privileges of the pg_execute_server_program" in result.stderr
+        assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)

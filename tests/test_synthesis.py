@@ -22,7 +22,7 @@ from tests.support.scripted_teacher import ScriptedTeacher, TeacherCrash
 from workers import batch_lease
 from workers.batch_lease import BatchLeased, batch_key
 from workers.dispatch import InlineDispatcher
-from workers.driver import progress_of, run_embedded, wait_distributed
+from workers.driver import progress_of, run_embedded
 from workers.runtime import Runtime
 from workers.synthesis import (
     EXECUTE,
@@ -345,22 +345,6 @@ def test_each_run_reaches_its_teacher_with_its_own_options(db: Database) -> None
     for run_id in run_ids:
         run_embedded(db, run_id, teacher_factory=factory)
     assert [o["base_url"] for o in built if o] == ["http://a:8000/v1", "http://b:8000/v1"]
-
-
-def test_a_run_nobody_works_on_is_failed_with_the_reason_and_can_be_resumed(db: Database) -> None:
-    run_id = _setup(db, problems=4)
-
-    class NoWorkers:
-        def send(self, task: str, *args: Any) -> None:
-            pass  # sent to a queue no worker consumes
-
-    start_run(db, NoWorkers(), run_id)
-    final = wait_distributed(db, NoWorkers(), run_id, poll_seconds=0.01, stall_seconds=0.02, max_stalls=3)
-    assert final.status is RunStatus.failed
-    with db.read() as session:
-        assert "are workers consuming" in (session.get(SynthesisRun, run_id).error or "")  # type: ignore[union-attr]
-    resumed = run_embedded(db, run_id, teacher_factory=_factory(_programs_teacher(db)))
-    assert resumed.status is RunStatus.completed
 
 
 def test_few_shot_program_output_is_cut_at_an_invented_next_question(db: Database) -> None:

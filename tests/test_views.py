@@ -367,3 +367,134 @@ def test_current_label_is_the_latest(db: Database, scenario: Scenario) -> None:
     total = int(_rows(db, "SELECT COUNT(*) AS n FROM current_label")[0]["n"])  # type: ignore[call-overload]
     labels = int(_rows(db, "SELECT COUNT(*) AS n FROM label")[0]["n"])  # type: ignore[call-overload]
     assert (total, labels) == (labels - 1, labels)
+
+
+# --- Revision 0006 (views V3): each of these read wrong before it ------------------------------------
+
+
+def _student_program(
+    session: Session, problem: Problem, student: LanguageModel, execution: tuple[ExecutionStatus, str | None]
+) -> Rationale:
+    rationale = Rationale(
+        problem_id=problem.id, model_id=student.id, kind=RationaleKind.program, origin=RationaleOrigin.student,
+        body="student",
+    )  # fmt: skip
+    session.add(rationale)
+    session.flush()
+    _judge(session, rationale, Verdict.correct if execution[0] is ExecutionStatus.ok else Verdict.error, execution)
+    return rationale
+
+
+def test_execution_error_shares_are_per_model_with_two_students(db: Database, scenario: Scenario) -> None:
+    ok, nameerror = (ExecutionStatus.ok, None), (ExecutionStatus.error, "NameError")
+    with db.transaction() as session:
+        p1 = session.get(Problem, scenario.problems["p1"])
+        assert p1 is not None
+        first = LanguageModel(role=ModelRole.student, backend="test", name="student-a")
+        second = LanguageModel(role=ModelRole.student, backend="test", name="student-b")
+        session.add_all([first, second])
+        session.flush()
+        for execution in (ok, nameerror):
+            _student_program(session, p1, first, execution)
+        for execution in (ok, ok, ok, ok, ok, ok, ok, nameerror):
+            _student_program(session, p1, second, execution)
+    rows = _rows(
+        db,
+        "SELECT model, status, executions, share FROM execution_error_breakdown WHERE origin = 'student' "
+        "ORDER BY model, status",
+    )
+    assert [(r["model"], r["status"], r["executions"]) for r in rows] == [
+        ("student-a", "error", 1),
+        ("student-a", "ok", 1),
+        ("student-b", "error", 1),
+        ("student-b", "ok", 7),
+    ]
+    assert [r["share"] for r in rows] == pytest.approx([0.5, 0.5, 1 / 8, 7 / 8])  # not 1/10, 1/10, ...
+
+
+def _run_programs(db: Database, run_id: int) -> list[int]:
+    with db.read() as session:
+        return list(
+            session.execute(
+                select(Rationale.id)
+                .join(Generation, Generation.id == Rationale.generation_id)
+                .where(Generation.synthesis_run_id == run_id, Rationale.kind == RationaleKind.program)
+                .order_by(Rationale.id)
+            ).scalars()
+        )
+
+
+def _described(db: Database, run_id: int) -> tuple[dict[str, object], dict[str, object]]:
+    (quality,) = _rows(db, "SELECT executed_ok, correct FROM run_quality WHERE synthesis_run_id = :id", id=run_id)
+    breakdown = {
+        str(r["status"]): r["executions"]
+        for r in _rows(
+            db, "SELECT status, executions FROM execution_error_breakdown WHERE synthesis_run_id = :id", id=run_id
+        )
+    }
+    return quality, breakdown
+
+
+def test_a_re_executed_run_is_described_one_way_by_every_view(db: Database, scenario: Scenario) -> None:
+    """Every program of r3 re-run under tight limits times out. Until those executions are
+    labelled, every view describes the labelled ones (12 ok, 3 correct); once they are, every
+    view describes the timeouts. Before 0006 the breakdown said "100% timeout" beside "3 correct"."""
+    run_id = scenario.runs["r3"]
+    programs = _run_programs(db, run_id)
+    with db.transaction() as session:
+        timeouts = [
+            Execution(rationale_id=rid, status=ExecutionStatus.timeout, limits_hash="tight") for rid in programs
+        ]
+        session.add_all(timeouts)
+    quality, breakdown = _described(db, run_id)
+    assert (quality["executed_ok"], quality["correct"], breakdown) == (12, 3, {"ok": 12})
+    lineage = _rows(db, "SELECT COUNT(*) AS n FROM current_execution WHERE status = 'timeout'")
+    assert lineage == [{"n": 0}]
+    with db.transaction() as session:  # a verifier run under the tight limits labels them
+        for execution in timeouts:
+            session.add(Label(rationale_id=execution.rationale_id, execution_id=execution.id, verifier="program",
+                              verifier_version="tight", verdict=Verdict.error))  # fmt: skip
+    quality, breakdown = _described(db, run_id)
+    assert (quality["executed_ok"], quality["correct"], breakdown) == (0, 0, {"timeout": 12})
+
+
+def test_a_refinement_of_a_correct_parent_fixes_nothing(db: Database, scenario: Scenario) -> None:
+    with db.transaction() as session:
+        correct_parent = (
+            session.execute(
+                select(Rationale)
+                .join(Label, Label.rationale_id == Rationale.id)
+                .where(Label.verdict == Verdict.correct, Rationale.origin == RationaleOrigin.teacher)
+                .order_by(Rationale.id)
+            )
+            .scalars()
+            .first()
+        )
+        assert correct_parent is not None
+        child = Rationale(
+            problem_id=correct_parent.problem_id, parent_id=correct_parent.id, kind=RationaleKind.program,
+            origin=RationaleOrigin.refinement, body="the same, refined",
+        )  # fmt: skip
+        session.add(child)
+        session.flush()
+        _judge(session, child, Verdict.correct, (ExecutionStatus.ok, None))
+        child_id = child.id
+    (row,) = _rows(db, "SELECT parent_verdict, verdict, fixed FROM refinement_outcome WHERE rationale_id = :id",
+                   id=child_id)  # fmt: skip
+    assert row == {"parent_verdict": "correct", "verdict": "correct", "fixed": 0}
+    fixed = _rows(db, "SELECT rationale_id FROM refinement_outcome WHERE fixed = 1")
+    assert fixed == [{"rationale_id": scenario.refinements["second"]}]  # its parent was incorrect
+
+
+def test_a_problem_whose_every_teacher_call_failed_was_attempted(db: Database, scenario: Scenario) -> None:
+    with db.transaction() as session:
+        p5 = session.get(Problem, scenario.problems["p5"])
+        r3 = session.get(SynthesisRun, scenario.runs["r3"])
+        assert p5 is not None and r3 is not None
+        for index in range(3):
+            _sample(session, r3, p5, index, None, failed=True)
+    rows = _rows(db, "SELECT problem_id, teacher_samples FROM unsolved_problem ORDER BY problem_id")
+    assert [(r["problem_id"], r["teacher_samples"]) for r in rows] == [
+        (scenario.problems["p2"], 4),
+        (scenario.problems["p5"], 3),  # three failed calls: attempted, not "never attempted"
+    ]

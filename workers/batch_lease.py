@@ -1,6 +1,11 @@
 """A generation task's claim on its batch (see curation.models.BatchLease): taken before the
 teacher is asked, renewed while it answers, given back when the task ends.
 
+While the task works, a thread of the lease's own renews it every quarter of its length, whatever
+else fails: a renewal that cannot reach the database is tried again at the next quarter, and only
+a lease that another task took over, or that ran out unrenewed, is lost (and `on_lost` is told, so
+that the task can stop asking the teacher for answers it may no longer store).
+
 A holder is named machine/pid/nonce. On the machine that wrote it, a holder whose process is gone
 is dead at once, so a task redelivered after its worker was killed takes the batch over without
 waiting for the lease to run out; elsewhere the lease's expiry is what tells.
@@ -13,9 +18,10 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -94,6 +100,34 @@ class Lease:
         self._renewed = time.monotonic()
         if not held:
             self.lost = True
+
+    @contextlib.contextmanager
+    def kept(self, on_lost: Callable[[], object] | None = None) -> Iterator[Lease]:
+        """Renew the lease from a thread of its own while the block runs."""
+        stopping = threading.Event()
+        thread = threading.Thread(
+            target=self._keep, args=(stopping, on_lost), name=f"lease-run-{self.run_id}", daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            stopping.set()
+            thread.join()
+
+    def _keep(self, stopping: threading.Event, on_lost: Callable[[], object] | None) -> None:
+        while not stopping.wait(self.seconds / 8):
+            try:
+                self.renew_if_due()
+            except SQLAlchemyError as error:  # the database is unreachable for now: the next tick tries again
+                log.warning("run %s: could not renew batch %s: %s", self.run_id, self.key[:12], error)
+                if time.monotonic() - self._renewed >= self.seconds:
+                    self.lost = True  # ran out unrenewed: another task may hold it by now
+            if self.lost:
+                log.warning("run %s: lost batch %s", self.run_id, self.key[:12])
+                if on_lost is not None:
+                    on_lost()
+                return
 
     def lost_error(self) -> BatchLeased:
         return BatchLeased(f"run {self.run_id}: batch {self.key[:12]} was taken over by another task", self.seconds)

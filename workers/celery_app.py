@@ -22,6 +22,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 from kombu.entity import Queue as KombuQueue
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from curation.db.session import Database
@@ -35,8 +36,13 @@ from workers.synthesis import EXECUTE, GENERATE, VERIFY
 from workers.tasks import ROUTES, TASKS
 
 TRANSIENT: tuple[type[BaseException], ...] = (
-    OperationalError,
+    OperationalError,  # the database's (SQLAlchemy)
     InterfaceError,
+    # The broker's, met when a task sends its follow-ups. Neither derives from the built-in
+    # ConnectionError or TimeoutError, so each is named.
+    BrokerOperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
     ConnectionError,
     TimeoutError,
     SandboxError,  # the sandbox, not a program, failed: nothing was stored, so the batch runs again
@@ -52,7 +58,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a broker restart is waited out, not fatal
-        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            # How often a worker looks for messages whose worker died (delivered, unacknowledged, older
+            # than the visibility timeout) and puts them back in their queue. kombu's default sweep,
+            # every 10 s but scanning only every 10th time, takes up to 100 s on top of the timeout.
+            "unacked_restore_interval": max(1, min(10, visibility // 10)),
+            "unacked_restore_throttle": 1,
+            # The sweep's lock in Redis: a worker killed during a sweep would otherwise block every
+            # sweep for kombu's 5 minutes. Two sweeps at once are safe (each restore is a transaction).
+            "unacked_mutex_expire": 30,
+        },
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_serializer": "json",
@@ -61,7 +77,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_time_limit": time_limit,
-        "task_soft_time_limit": time_limit - 60,
+        "task_soft_time_limit": settings.soft_time_limit,
         "worker_prefetch_multiplier": 1,
         "worker_max_tasks_per_child": 500,  # bounds leaks in long-lived processes (torch, httpx)
         "worker_cancel_long_running_tasks_on_connection_loss": True,  # they are redelivered; all idempotent

@@ -2,12 +2,9 @@
 
 Embedded: tasks run in-process, a thread per queue, until none is left; then the database is asked
 whether anything is still missing (a generation a crash interrupted, say) and that is done too.
-Distributed: the caller only watches. The run's counters say how far it got; when they stop
-moving for `stall_seconds` while work is left (a broker restarted and lost its queue, a worker was
-killed and its message waits out the visibility timeout), the missing work is sent again.
-Sending work twice is harmless: every task skips what is done. After `max_stalls` resends in a
-row with no progress and no task holding a batch (no worker is taking the work), the run is
-marked failed with the reason, instead of being watched forever; `curation runs resume` revives it.
+Distributed: the caller only watches, and the run's counters say how far it got. Finding lost
+work and sending it again is the supervisor's job (workers/supervisor.py): `curation supervise`
+beside the workers, or, while none runs, the waiting command itself for its own run.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ import time
 from collections.abc import Callable
 
 from curation.db.session import Database
-from curation.repositories.runs import fail_run
-from workers.dispatch import Dispatcher, InlineDispatcher
+from workers.dispatch import CeleryDispatcher, InlineDispatcher
 from workers.queues import Queue
 from workers.runtime import Runtime, TeacherFactory
+from workers.supervisor import Supervisor, supervisor_running
 from workers.synthesis import RunProgress, resume_run, run_progress, start_run
 from workers.tasks import ROUTES, TASKS
 
@@ -64,7 +61,7 @@ def run_embedded(
 
 def wait_distributed(
     db: Database,
-    dispatcher: Dispatcher,
+    dispatcher: CeleryDispatcher,
     run_id: int,
     *,
     poll_seconds: float = 1.0,
@@ -73,32 +70,18 @@ def wait_distributed(
     max_stalls: int = 5,
     on_progress: ProgressCallback | None = None,
 ) -> RunProgress:
+    """Watch a distributed run until it ends (or `timeout`); while no `curation supervise` is
+    running, supervise this run here (workers/supervisor.py), with the same rules."""
+    supervisor = Supervisor(db, dispatcher.app, dispatcher, stall_seconds=stall_seconds, max_stalls=max_stalls)
     started = time.monotonic()
-    last_change = started
-    previous: tuple[int, int, int] | None = None
-    stalls = 0
     while True:
         current = progress_of(db, run_id)
         if on_progress:
             on_progress(current)
         if current.done:
             return current
-        now = time.monotonic()
-        state = (current.generated, current.failed, current.labelled)
-        if state != previous:
-            previous, last_change, stalls = state, now, 0
-        elif now - last_change >= stall_seconds:
-            report = resume_run(db, dispatcher, run_id)  # messages may be lost: send what is missing again
-            last_change = now
-            stalls = 0 if report.leased else stalls + 1  # a live lease: a worker is on it, only slowly
-            if stalls >= max_stalls:
-                reason = (
-                    f"no progress in {stalls} x {stall_seconds:.0f} s with work left and resent each time: "
-                    "are workers consuming the generation, execution and verification queues?"
-                )
-                with db.transaction() as session:
-                    fail_run(session, run_id, reason)
-                continue
-        if timeout is not None and now - started >= timeout:
+        if not supervisor_running(supervisor.redis):
+            supervisor.tick_safely([run_id])
+        if timeout is not None and time.monotonic() - started >= timeout:
             return current
         time.sleep(poll_seconds)

@@ -180,15 +180,39 @@ class ResumeReport:
     execute: int = 0
     verify: int = 0
     leased: int = 0  # batches another task is generating now, left to it
+    queued: int = 0  # batches whose work the broker still holds a message for, left to it
+
+    @property
+    def sent(self) -> int:
+        return self.generate + self.execute + self.verify
 
 
-def resume_run(db: Database, dispatcher: Dispatcher, run_id: int, *, retry_failed: bool = False) -> ResumeReport:
-    """Send again whatever work the database says the run still needs. Safe at any time: every
-    task skips what is done, so work sent twice is done once.
+@dataclass(frozen=True)
+class QueuedWork:
+    """What a run's messages on the broker already ask for (waiting in a queue, or held by a live
+    worker): the generation batches (by batch key) and the rationales sent to execution or
+    verification. `resume_run` sends none of it again."""
+
+    batches: frozenset[str] = frozenset()
+    rationales: frozenset[int] = frozenset()
+
+
+def resume_run(
+    db: Database,
+    dispatcher: Dispatcher,
+    run_id: int,
+    *,
+    retry_failed: bool = False,
+    queued: QueuedWork | None = None,
+) -> ResumeReport:
+    """Send again whatever work the database says the run still needs, less what `queued` says a
+    message on the broker asks for already. Safe at any time: every task skips what is done, so
+    work sent twice is done once.
 
     A completed or cancelled run is left alone unless `retry_failed` (a completed run's failed
     samples are then asked again). The scan reads; only the short status update at the end writes.
     """
+    queued = queued or QueuedWork()
     report = ResumeReport()
     sends: list[tuple[str, tuple[Any, ...]]] = []
     with db.read() as session:
@@ -199,7 +223,11 @@ def resume_run(db: Database, dispatcher: Dispatcher, run_id: int, *, retry_faile
         limits_hash = context.limits.digest()
         live = lease_repo.live_batches(session, run_id)
         for batch in _batches(run_repo.run_problem_ids(session, run), context.batch_size):
-            holder = live.get(batch_key(batch))
+            key = batch_key(batch)
+            if key in queued.batches:
+                report.queued += 1
+                continue
+            holder = live.get(key)
             if holder is not None and not known_dead(holder):
                 report.leased += 1
                 continue
@@ -218,6 +246,9 @@ def resume_run(db: Database, dispatcher: Dispatcher, run_id: int, *, retry_faile
             unexecuted, unlabelled = verification_repo.unfinished_rationales(
                 session, run_id, batch, limits_hash=limits_hash, verifier_version=context.verifier_version
             )
+            if queued.rationales:
+                unexecuted = [rid for rid in unexecuted if rid not in queued.rationales]
+                unlabelled = [rid for rid in unlabelled if rid not in queued.rationales]
             if unexecuted:
                 report.execute += 1
                 sends.append((EXECUTE, (run_id, unexecuted)))
@@ -302,21 +333,32 @@ class _Sink:
     """Stores results as they arrive: every FLUSH_SIZE results, and every FLUSH_SECONDS from a
     background thread (a result is never left waiting for the next one to arrive), one transaction
     writes the generations (and their rationales, when complete), moves the run's counters, and
-    after the commit sends the new rationales on to execution or verification. The same thread
-    renews the task's lease on its batch.
+    after the commit sends the new rationales on to execution or verification.
+
+    When a background flush fails, `stop_asking` is set: the teacher call is cancelled rather than
+    paid for answers that may not be stored, and the task fails with that error. (The lease on the
+    batch is renewed by a thread of its own, which sets `stop_asking` too if the lease is lost.)
 
     Used as a context manager: on the way out, whatever is still buffered is stored, even when the
     task is failing (those answers were paid for).
     """
 
     def __init__(
-        self, db: Database, dispatcher: Dispatcher, context: _RunContext, retry_failed: bool, lease: Lease
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        context: _RunContext,
+        retry_failed: bool,
+        lease: Lease,
+        stop_asking: threading.Event,
     ) -> None:
         self.db, self.dispatcher, self.context, self.retry_failed = db, dispatcher, context, retry_failed
         self.lease = lease
+        self.stop_asking = stop_asking
         self.first_stage: list[tuple[Any, ...]] = []
         self.answer_stage: list[tuple[int, GenerationResult]] = []
         self.stored = 0
+        self.followed_up: set[int] = set()
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one flush at a time, in arrival order
         self._stopping = threading.Event()
@@ -343,10 +385,14 @@ class _Sink:
         while not self._stopping.wait(FLUSH_SECONDS):
             try:
                 self.flush()
-                self.lease.renew_if_due()
-            except BaseException as failure:  # reported to the task's thread at its next result
+            except BaseException as failure:  # raised in the task's thread once the teacher call stops
                 self._failure = failure
+                self.stop_asking.set()
                 return
+
+    def check(self) -> None:
+        """Raise what made the task stop: a failed background flush, or the lease lost."""
+        self._check()
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -453,13 +499,19 @@ class _Sink:
             if ids:
                 task = EXECUTE if context.kind is RationaleKind.program else VERIFY
                 after_commit(session, lambda: self.dispatcher.send(task, context.run_id, ids))
+                after_commit(session, lambda: self.followed_up.update(ids))
 
 
 def _ask(
-    runtime: Runtime, context: _RunContext, requests: list[GenerationRequest], params: SamplingParams
+    runtime: Runtime,
+    context: _RunContext,
+    requests: list[GenerationRequest],
+    params: SamplingParams,
+    cancel: threading.Event,
 ) -> Iterator[GenerationResult]:
-    """The teacher's results as they arrive; leaving the loop early (an error) cancels the rest."""
-    results = runtime.teacher(context.teacher_id, context.teacher_options).generate(requests, params)
+    """The teacher's results as they arrive; leaving the loop early (an error) or setting `cancel`
+    (from another thread) cancels the rest."""
+    results = runtime.teacher(context.teacher_id, context.teacher_options).generate(requests, params, cancel)
     try:
         yield from results
     finally:
@@ -482,19 +534,27 @@ def generate_batch(runtime: Runtime, run_id: int, problem_ids: Sequence[int], re
     lease = Lease(db, run_id, problem_ids, get_settings().lease_seconds)
     lease.acquire()
     try:
-        stored = _generate(runtime, context, problem_ids, retry_failed, lease)
+        generated = _generate(runtime, context, problem_ids, retry_failed, lease)
     finally:
         lease.release()
-    if stored == 0:
-        # Nothing was missing: this is a re-delivery or a resume. Send on whatever follow-up work
-        # of these problems is unfinished, in case the messages for it were lost.
-        _resend_followups(db, runtime.dispatcher, context, problem_ids)
-    return stored
+    if generated.stored == 0 or generated.resumed:
+        # A re-delivery or a resume: an earlier delivery may have died between storing answers and
+        # sending their follow-ups. Send on the unfinished follow-up work of these problems, less
+        # what this delivery sent itself.
+        _resend_followups(db, runtime.dispatcher, context, problem_ids, skip=generated.followed_up)
+    return generated.stored
+
+
+@dataclass(frozen=True)
+class _Generated:
+    stored: int  # teacher calls stored
+    resumed: bool  # the batch had stored generations when the task began
+    followed_up: frozenset[int]  # rationales whose execution or verification the task sent
 
 
 def _generate(
     runtime: Runtime, context: _RunContext, problem_ids: Sequence[int], retry_failed: bool, lease: Lease
-) -> int:
+) -> _Generated:
     db, run_id, two_stage = runtime.db, context.run_id, context.template.two_stage
     if retry_failed and two_stage:
         with db.transaction() as session:
@@ -503,6 +563,7 @@ def _generate(
     with db.read() as session:  # read after the claim: whatever an earlier holder stored is seen
         problems = _problem_views(session, problem_ids)
         stored = run_repo.generations_for(session, run_id, problem_ids, two_stage=two_stage)
+    stored_before = stored
     first_stage: list[GenerationRequest] = []
     prompts: dict[int, Prompt] = {}
     for pid in problem_ids:
@@ -514,10 +575,13 @@ def _generate(
         if wanted and pid in problems:
             prompts[pid] = context.template.render(problems[pid])
             first_stage.append(GenerationRequest(key=pid, prompt=prompts[pid], samples=wanted))
-    with _Sink(db, runtime.dispatcher, context, retry_failed, lease) as sink:
-        for result in _ask(runtime, context, first_stage, context.sampling) if first_stage else ():
+    stop_asking = threading.Event()
+    sink = _Sink(db, runtime.dispatcher, context, retry_failed, lease, stop_asking)
+    with lease.kept(on_lost=stop_asking.set), sink:
+        for result in _ask(runtime, context, first_stage, context.sampling, stop_asking) if first_stage else ():
             pid = cast(int, result.request.key)
             sink.add_first_stage(pid, prompts[pid], result, problems[pid].choice_order)
+        sink.check()  # the teacher call may have ended because storing failed
         if two_stage:
             sink.flush()  # the second stage reads what the first stored
             with db.read() as session:
@@ -532,17 +596,22 @@ def _generate(
             if second_stage:
                 by_key = {request.key: gid for gid, request in second_stage}
                 answer_params = SamplingParams(stop=context.sampling.stop, **ANSWER_STAGE)  # type: ignore[arg-type]
-                for result in _ask(runtime, context, [r for _, r in second_stage], answer_params):
+                for result in _ask(runtime, context, [r for _, r in second_stage], answer_params, stop_asking):
                     sink.add_answer_stage(by_key[result.request.key], result)
-    return sink.stored
+                sink.check()
+    return _Generated(sink.stored, bool(stored_before), frozenset(sink.followed_up))
 
 
-def _resend_followups(db: Database, dispatcher: Dispatcher, context: _RunContext, problem_ids: Sequence[int]) -> None:
+def _resend_followups(
+    db: Database, dispatcher: Dispatcher, context: _RunContext, problem_ids: Sequence[int], skip: frozenset[int]
+) -> None:
     with db.transaction() as session:
         unexecuted, unlabelled = verification_repo.unfinished_rationales(
             session, context.run_id, problem_ids, limits_hash=context.limits.digest(),
             verifier_version=context.verifier_version,
         )  # fmt: skip
+        unexecuted = [rid for rid in unexecuted if rid not in skip]
+        unlabelled = [rid for rid in unlabelled if rid not in skip]
         if unexecuted:
             after_commit(session, lambda: dispatcher.send(EXECUTE, context.run_id, unexecuted))
         ready = sorted(set(unlabelled) - set(unexecuted))

@@ -63,9 +63,14 @@ def sql(
     ] = OutputFormat.table,
     limit: Annotated[int, typer.Option(help="Most rows to print; 0 for all.")] = 200,
 ) -> None:
-    """Run one SQL statement, read-only (the database refuses writes), and print the rows."""
-    with database().read() as session:
-        result = run_sql(session, statement, limit=limit or None)
+    """Run one SQL statement, read-only (the database refuses writes), and print the rows.
+
+    On PostgreSQL it runs as a role that can only read: CURATION_SQL_URL, or the curation_reader
+    role the migrations create; a superuser's session is never used (see docs/sql.md).
+    """
+    from curation.settings import get_settings
+
+    result = run_sql(database(), statement, limit=limit or None, sql_url=get_settings().sql_url)
     _print_result(result, output)
 
 

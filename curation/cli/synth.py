@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import text
 
 from curation.cli.context import console, database, err_console
 from curation.errors import CurationError
@@ -119,9 +120,18 @@ def synth(
     request_timeout: Annotated[float, typer.Option(help="Seconds before a teacher request is retried.")] = 120.0,
     batch_size: Annotated[int, typer.Option(help="Problems per generation task.")] = 64,
     timeout: Annotated[float, typer.Option(help="Sandbox wall-clock seconds per program.")] = 2.0,
-    wait: Annotated[bool, typer.Option(help="Distributed mode: wait and show progress until the run ends.")] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Distributed mode: wait and show progress until the run ends (--no-wait: only send the work; "
+            "`curation supervise` sees it through)."
+        ),
+    ] = True,
     stall_seconds: Annotated[
-        float, typer.Option(help="Resend missing work after this long without progress.")
+        float,
+        typer.Option(
+            help="While waiting, with no supervisor running: look into the run after this long without progress."
+        ),
     ] = 120.0,
 ) -> None:
     """Generate D samples per problem with a teacher, then execute and verify them.
@@ -132,6 +142,13 @@ def synth(
     from workers.sandbox import Limits
     from workers.synthesis import RunSpec, create_run
 
+    if samples > 1 and temperature == 0:
+        err_console.print(
+            f"[bold yellow]warning:[/] --samples {samples} at --temperature 0: greedy decoding gives every sample "
+            "the same text, so the extra samples cost teacher calls and add nothing (diverse reasoning samples at "
+            "a temperature, e.g. -T 0.7)",
+            highlight=False,
+        )
     spec = RunSpec(
         task=task, teacher=parse_teacher(teacher, base_url, api, api_key_env, concurrency, request_timeout),
         template=template, template_version=template_version, split=split, samples=samples,
@@ -185,16 +202,16 @@ def _drive(
 
 
 def _summary(run_id: int) -> None:
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        result = run_sql(
-            session,
-            f"SELECT status, generations, failed, parsed, executed_ok, correct, pass_rate FROM run_quality "
-            f"WHERE synthesis_run_id = {int(run_id)}",
-        )
-    for row in result.rows:
-        values = dict(zip(result.columns, row, strict=True))
+        rows = session.execute(
+            text(
+                "SELECT status, generations, failed, parsed, executed_ok, correct, pass_rate FROM run_quality "
+                "WHERE synthesis_run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+    for row in rows:
+        values = dict(row._mapping)
         rate = values["pass_rate"]
         console.print(
             f"run #{run_id} {values['status']}: {values['generations']:,} generations ({values['failed']:,} failed), "
@@ -208,19 +225,20 @@ def runs(ctx: typer.Context, limit: Annotated[int, typer.Option(help="Most recen
     """List synthesis runs (newest first)."""
     if ctx.invoked_subcommand is not None:
         return
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        result = run_sql(
-            session,
-            "SELECT r.id, r.name, t.name AS task, r.split, m.name AS teacher, pt.name AS template, r.status, "
-            "r.problems_total * r.samples_per_problem AS expected, r.generations_done AS generated, "
-            "r.generations_failed AS failed, r.rationales_labelled AS labelled, r.created_at "
-            "FROM synthesis_run r JOIN task t ON t.id = r.task_id JOIN model m ON m.id = r.teacher_id "
-            f"JOIN prompt_template pt ON pt.id = r.template_id ORDER BY r.id DESC LIMIT {int(limit)}",
+        result = session.execute(
+            text(
+                "SELECT r.id, r.name, t.name AS task, r.split, m.name AS teacher, pt.name AS template, r.status, "
+                "r.problems_total * r.samples_per_problem AS expected, r.generations_done AS generated, "
+                "r.generations_failed AS failed, r.rationales_labelled AS labelled, r.created_at "
+                "FROM synthesis_run r JOIN task t ON t.id = r.task_id JOIN model m ON m.id = r.teacher_id "
+                "JOIN prompt_template pt ON pt.id = r.template_id ORDER BY r.id DESC LIMIT :limit"
+            ),
+            {"limit": limit},
         )
-    table = Table(*result.columns)
-    for row in result.rows:
+        columns, rows = list(result.keys()), result.all()
+    table = Table(*columns)
+    for row in rows:
         table.add_row(*("" if v is None else str(v)[:40] for v in row))
     console.print(table)
 
@@ -228,6 +246,7 @@ def runs(ctx: typer.Context, limit: Annotated[int, typer.Option(help="Most recen
 @runs_app.command("show")
 def show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """A run's progress, quality and execution errors."""
+    from curation.repositories.runs import get_run
     from workers.driver import progress_of
 
     progress = progress_of(database(), run_id)
@@ -235,16 +254,20 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
         f"run #{run_id}: {progress.status}; generated {progress.generated:,} and failed {progress.failed:,} "
         f"of {progress.expected:,}; labelled {progress.labelled:,}"
     )
-    _summary(run_id)
-    from curation.sql_console import run_sql
-
     with database().read() as session:
-        errors = run_sql(
-            session,
-            "SELECT status, error_type, executions, share FROM execution_error_breakdown "
-            f"WHERE synthesis_run_id = {int(run_id)} ORDER BY executions DESC",
-        )
-    for status, error_type, executions, share in errors.rows:
+        error = get_run(session, run_id).error
+    if error:  # why a run failed, for those who sent it with --no-wait
+        console.print(f"  failed because {error}", highlight=False)
+    _summary(run_id)
+    with database().read() as session:
+        errors = session.execute(
+            text(
+                "SELECT status, error_type, executions, share FROM execution_error_breakdown "
+                "WHERE synthesis_run_id = :run_id ORDER BY executions DESC"
+            ),
+            {"run_id": run_id},
+        ).all()
+    for status, error_type, executions, share in errors:
         console.print(f"  executions {status} {error_type}: {executions:,} ({share:.1%})")
 
 
@@ -254,7 +277,10 @@ def resume(
     retry_failed: Annotated[bool, typer.Option(help="Also ask again for generations that failed.")] = False,
     wait: Annotated[bool, typer.Option(help="Distributed mode: wait until the run ends.")] = True,
     stall_seconds: Annotated[
-        float, typer.Option(help="Resend missing work after this long without progress.")
+        float,
+        typer.Option(
+            help="While waiting, with no supervisor running: look into the run after this long without progress."
+        ),
     ] = 120.0,
 ) -> None:
     """Continue a run: ask the teacher only for what is missing, then execute and verify it."""
@@ -266,14 +292,57 @@ def resume(
 
 @runs_app.command("cancel")
 def cancel(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
-    """Stop a run: its queued generation tasks do nothing when they arrive."""
-    from curation.models import RunStatus
-    from curation.repositories.runs import get_run
+    """Stop a run: its queued generation tasks do nothing when they arrive.
+
+    A completed or cancelled run is refused (there is nothing left to stop); a pending, running or
+    failed one (whose queued work could still arrive) is cancelled.
+    """
+    from curation.repositories.runs import cancel_run
 
     with database().transaction() as session:
-        run = get_run(session, run_id)
-        run.status = RunStatus.cancelled
+        cancel_run(session, run_id)
     console.print(f"run #{run_id} cancelled")
+
+
+def supervise(
+    interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 10.0,
+    stall_seconds: Annotated[
+        float, typer.Option(help="A run whose counters have not moved this long is looked into.")
+    ] = 120.0,
+    max_stalls: Annotated[
+        int, typer.Option(help="Fail a run whose work was sent again this many times without progress.")
+    ] = 5,
+    idle_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Fail a run whose work waits in queues nothing was taken from for this long "
+            "(default: stall-seconds x max-stalls)."
+        ),
+    ] = None,
+    ticks: Annotated[int | None, typer.Option(help="Look this many times, then exit (default: for ever).")] = None,
+) -> None:
+    """Watch every running run and send again the work a broker restart or a dead worker lost.
+
+    One per deployment, beside the workers (needs CURATION_BROKER_URL, a Redis broker): runs then
+    finish without the command that started them. See workers/supervisor.py for the rules.
+    """
+    settings = get_settings()
+    if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://")):
+        raise CurationError("set CURATION_BROKER_URL to the workers' Redis broker (redis://host:6379/0) to supervise")
+    import logging
+
+    from workers.celery_app import app
+    from workers.dispatch import CeleryDispatcher
+    from workers.supervisor import Supervisor
+    from workers.tasks import ROUTES
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    supervisor = Supervisor(
+        database(), app, CeleryDispatcher(app, ROUTES),
+        stall_seconds=stall_seconds, max_stalls=max_stalls, idle_seconds=idle_seconds,
+    )  # fmt: skip
+    console.print(f"supervising the runs of {database().engine.url.render_as_string()} every {interval:g} s")
+    supervisor.run_forever(interval, ticks=ticks)
 
 
 def worker(

@@ -1,11 +1,11 @@
 """The SQL views over rationale quality, as frozen, versioned definitions.
 
 Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
-revision 0004 replaced. A definition is never edited once released; changing a view means adding
-a version (with the views that changed) and a migration that replaces them, so that every revision
-keeps rebuilding exactly what it built. `CURRENT` is the set at the head revision, for migrations
-that must drop and recreate every view around a SQLite table rebuild.
-See docs/sql.md for what each view holds.
+revision 0004 replaced, `V3` those revision 0006 replaced. A definition is never edited once
+released; changing a view means adding a version (with the views that changed) and a migration
+that replaces them, so that every revision keeps rebuilding exactly what it built. `CURRENT` is
+the set at the head revision, for migrations that must drop and recreate every view around a
+SQLite table rebuild. See docs/sql.md for what each view holds.
 """
 
 from __future__ import annotations
@@ -227,7 +227,112 @@ V2: list[tuple[str, str]] = [
     ("quality", dict(V1)["quality"]),  # unchanged, but it reads run_quality, so it is rebuilt with it
 ]
 
-CURRENT: list[tuple[str, str]] = [(name, dict(V2).get(name, body)) for name, body in V1]
+# Revision 0006: one definition of the execution a rationale's verdict stands on, used by every
+# view that reports executions (before, run_quality read the labelled execution and the breakdown
+# the latest one, so one run could read "1 correct" beside "100% timeout"); shares per model; a
+# refinement fixes only a parent that was not correct; unsolved problems count teacher calls.
+_JUDGED_EXECUTION = """
+SELECT e.id AS execution_id, e.rationale_id, e.status, e.value, e.error_type, e.error_message,
+       e.duration_ms
+FROM execution e
+JOIN (
+    SELECT ra.id AS rationale_id,
+           CASE WHEN cl.label_id IS NOT NULL THEN cl.execution_id ELSE latest.execution_id END AS execution_id
+    FROM rationale ra
+    LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+    LEFT JOIN (
+        SELECT rationale_id, MAX(id) AS execution_id FROM execution GROUP BY rationale_id
+    ) latest ON latest.rationale_id = ra.id
+) judged ON judged.execution_id = e.id"""
+
+V3: list[tuple[str, str]] = [
+    (
+        # The execution a program rationale's verdict was made from: its current label's, or,
+        # while it has no label yet, its latest. A program re-run under other limits and not
+        # labelled again does not change what the views say about it.
+        "current_execution",
+        _JUDGED_EXECUTION,
+    ),
+    (
+        "run_quality",
+        _run_quality(
+            "SUM(CASE WHEN ce.status = 'ok' THEN 1 ELSE 0 END)",
+            "LEFT JOIN current_execution ce ON ce.rationale_id = ra.id",
+        ),
+    ),
+    ("quality", dict(V1)["quality"]),  # unchanged; rebuilt with run_quality
+    (
+        # Problems no teacher has solved, with how often a teacher was asked (every generation,
+        # failed calls included: 0 means never attempted).
+        "unsolved_problem",
+        """
+SELECT p.id AS problem_id, t.name AS task, p.split, p.source_ref, p.question, p.gold_answer,
+       COUNT(DISTINCT g.id) AS teacher_samples
+FROM problem p
+JOIN task t ON t.id = p.task_id
+LEFT JOIN generation g ON g.problem_id = p.id
+LEFT JOIN rationale ra ON ra.generation_id = g.id AND ra.origin = 'teacher'
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+GROUP BY p.id, t.name, p.split, p.source_ref, p.question, p.gold_answer
+HAVING SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END) = 0""",
+    ),
+    (
+        # What goes wrong when programs run (the execution each verdict stands on), per task, run
+        # (NULL for student and refinement output), model and origin; share is of that task, run,
+        # model and origin.
+        "execution_error_breakdown",
+        f"""
+SELECT t.name AS task, g.synthesis_run_id, m.id AS model_id, m.name AS model, ra.origin, e.status,
+       COALESCE(e.error_type, '') AS error_type,
+       COUNT(*) AS executions,
+       {_float("COUNT(*)")} / SUM(COUNT(*)) OVER (PARTITION BY t.name, g.synthesis_run_id, m.id, ra.origin) AS share
+FROM current_execution e
+JOIN rationale ra ON ra.id = e.rationale_id
+JOIN problem p ON p.id = ra.problem_id
+JOIN task t ON t.id = p.task_id
+LEFT JOIN generation g ON g.id = ra.generation_id
+LEFT JOIN synthesis_run r ON r.id = g.synthesis_run_id
+LEFT JOIN model m ON m.id = COALESCE(r.teacher_id, ra.model_id)
+GROUP BY t.name, g.synthesis_run_id, m.id, m.name, ra.origin, e.status, COALESCE(e.error_type, '')""",
+    ),
+    ("rationale_lineage", dict(V1)["rationale_lineage"]),  # unchanged; reads current_execution
+    (
+        # One row per refinement: what was wrong with the parent and whether the child fixed it
+        # (the parent was not correct, the child is).
+        "refinement_outcome",
+        """
+SELECT child.id AS rationale_id, child.parent_id, child.problem_id,
+       pe.status AS parent_execution_status, pe.error_type AS parent_error_type,
+       pl.verdict AS parent_verdict, ce.status AS execution_status, cl.verdict,
+       CASE WHEN cl.verdict = 'correct' AND COALESCE(pl.verdict, '') <> 'correct' THEN 1 ELSE 0 END AS fixed
+FROM rationale child
+JOIN rationale parent ON parent.id = child.parent_id
+LEFT JOIN current_label pl ON pl.rationale_id = parent.id
+LEFT JOIN current_execution pe ON pe.rationale_id = parent.id
+LEFT JOIN current_label cl ON cl.rationale_id = child.id
+LEFT JOIN current_execution ce ON ce.rationale_id = child.id
+WHERE child.origin = 'refinement'""",
+    ),
+]
+
+VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3]
+
+
+def at_version(number: int) -> dict[str, str]:
+    """Every view as version `number` (1-based) left it: a view's body from the newest version
+    up to that one that defines it."""
+    views: dict[str, str] = {}
+    for version in VERSIONS[:number]:
+        views.update(version)
+    return views
+
+
+def in_creation_order(views: dict[str, str]) -> list[tuple[str, str]]:
+    """V1's order, which creates every view after the views it reads."""
+    return [(name, views[name]) for name, _ in V1]
+
+
+CURRENT: list[tuple[str, str]] = in_creation_order(at_version(len(VERSIONS)))
 
 
 def create_views(op: Any, views: list[tuple[str, str]]) -> None:

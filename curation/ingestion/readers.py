@@ -29,6 +29,12 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+def _no_records(source: str) -> InputError:
+    # An empty file is almost always a mistake (a failed download, the wrong path); ingesting it
+    # as "0 new" would hide that.
+    return InputError(source, "the file holds no records")
+
+
 def read_jsonl(path: Path) -> Iterator[RawRecord]:
     source = _display(path)
     index = 0
@@ -49,6 +55,8 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
                 raise InputError(location, f"expected a JSON object, found {type(data).__name__}")
             yield RawRecord(location, index, data)
             index += 1
+    if index == 0:
+        raise _no_records(source)
 
 
 def read_json_records(path: Path, key: str | None = None) -> Iterator[RawRecord]:
@@ -66,6 +74,8 @@ def read_json_records(path: Path, key: str | None = None) -> Iterator[RawRecord]
     if not isinstance(records, list):
         expected = f'an object with a list under "{key}"' if key else "a list of records"
         raise InputError(source, f"expected {expected}, found {type(document).__name__}")
+    if not records:
+        raise _no_records(source)
     for index, data in enumerate(records):
         location = SourceLocation(source, record=index)
         if not isinstance(data, dict):
@@ -75,14 +85,19 @@ def read_json_records(path: Path, key: str | None = None) -> Iterator[RawRecord]
 
 def read_csv(path: Path) -> Iterator[RawRecord]:
     source = _display(path)
-    with path.open(newline="", encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (Excel writes one) is dropped, not read into the first column's
+    # name, as the JSON readers drop it.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         try:
+            index = -1
             for index, row in enumerate(reader):
                 location = SourceLocation(source, line=reader.line_num)
                 if None in row:
                     raise InputError(location, f"more values than the {len(reader.fieldnames or [])} columns")
                 yield RawRecord(location, index, {k: v for k, v in row.items() if v is not None})
+            if index < 0:
+                raise _no_records(source)
         except csv.Error as error:
             raise InputError(SourceLocation(source, line=reader.line_num), f"malformed CSV: {error}") from None
         except UnicodeDecodeError as error:
@@ -97,6 +112,7 @@ def read_asdiv_xml(path: Path) -> Iterator[RawRecord]:
     except ET.ParseError as error:
         line, _column = error.position
         raise InputError(SourceLocation(source, line=line), f"malformed XML: {error}") from None
+    index = -1
     for index, element in enumerate(root.iter("Problem")):
         data: dict[str, Any] = dict(element.attrib)
         for child in element:
@@ -104,3 +120,5 @@ def read_asdiv_xml(path: Path) -> Iterator[RawRecord]:
             data.update({f"{child.tag}.{k}": v for k, v in child.attrib.items()})
         location = SourceLocation(source, record=index, record_id=data.get("ID"))
         yield RawRecord(location, index, data)
+    if index < 0:
+        raise _no_records(source)

@@ -10,7 +10,7 @@ from curation.answers.normalize import AnswerFormatError, normalize_gold
 from curation.db.base import json_dumps
 from curation.errors import InputError, SourceLocation, shortened
 from curation.ingestion.formats import Choice, ParsedProblem
-from curation.ingestion.splits import MAX_SPLIT_NAME_CHARS
+from curation.ingestion.splits import split_name_problem
 from curation.models.task import AnswerType
 
 MAX_QUESTION_CHARS = 50_000
@@ -135,11 +135,9 @@ def build_row(
     location: SourceLocation,
 ) -> ProblemRow:
     """Validate and normalize one problem; InputError naming `location` if it cannot be stored."""
-    if not split or len(split) > MAX_SPLIT_NAME_CHARS:
-        raise InputError(
-            location,
-            f"the split name {shortened(split, 40)!r} is {len(split):,} characters; 1 to {MAX_SPLIT_NAME_CHARS} fit",
-        )
+    split_problem = split_name_problem(split)
+    if split_problem is not None:
+        raise InputError(location, split_problem)
     if not source_ref or len(source_ref) > MAX_SOURCE_REF_CHARS:
         raise InputError(
             location,

@@ -263,8 +263,8 @@ def ingest_files(
 
     The split of each record comes from `split`, or from the Fine-tune-CoT split file
     `ftcot_split` (indices over the files concatenated in the order given), or else from each
-    file's name (train.jsonl -> train). `purpose` overrides the default (train for splits named
-    train*, eval otherwise).
+    file's name (train.jsonl -> train). `purpose` overrides the default (train for a split whose
+    name has the word train, eval otherwise: see splits.default_purpose).
     """
     if not paths:
         raise CurationError("no input files")

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from curation.errors import CurationError, InputError
+from curation.errors import CurationError, InputError, shortened
 from curation.models.task import SplitPurpose
 
 _NATURAL = {
@@ -22,22 +22,39 @@ _TOKEN_SEPARATORS = re.compile(r"[^a-z0-9]+")
 MAX_SPLIT_NAME_CHARS = 100  # the width of split.name
 
 
-def natural_split(path: Path) -> str | None:
-    """The split a file's name tells, by whole words of its name before the first dot.
+def named_split(name: str) -> str | None:
+    """The one split a name tells by its whole words (runs of letters and digits), or None.
 
-    "dev_rand_split.jsonl" and "gsm8k-train.jsonl" tell theirs; "contest.jsonl", "devious.jsonl"
-    and "trainee_eval.jsonl" tell none (a word must be the split's name, not contain it), and
-    neither does "train_test.jsonl", which names two: guessing could put test data in training.
+    "train", "gsm8k-train" and "train_rand_split" tell train; "dev_rand_split" tells dev;
+    "trainval", "trained_on_test", "contest" and "devious" tell none (a word must be the split's
+    name, not contain it), and neither does "train_test", which names two: guessing could put
+    test data in training.
     """
-    stem = path.name.split(".")[0].lower()
-    named = {_NATURAL[token] for token in _TOKEN_SEPARATORS.split(stem) if token in _NATURAL}
+    named = {_NATURAL[token] for token in _TOKEN_SEPARATORS.split(name.lower()) if token in _NATURAL}
     return named.pop() if len(named) == 1 else None
 
 
+def natural_split(path: Path) -> str | None:
+    """The split a file's name tells, by whole words of its name before the first dot (see
+    `named_split`): "gsm8k-train.jsonl" is train, "trainee_eval.jsonl" none."""
+    return named_split(path.name.split(".")[0])
+
+
 def default_purpose(split: str) -> SplitPurpose:
-    """Only splits named train* may feed training unless the user says otherwise: when in doubt,
-    a split is held out (the safe side of the no-evaluation-data-in-training rule)."""
-    return SplitPurpose.train if split.lower().startswith("train") else SplitPurpose.eval
+    """Only a split whose name tells train by the same whole-word rule (`named_split`) may feed
+    training unless the user says otherwise: "trainval" and "trained_on_test" are held out. When
+    in doubt, a split is held out (the safe side of the no-evaluation-data-in-training rule)."""
+    return SplitPurpose.train if named_split(split) == "train" else SplitPurpose.eval
+
+
+def split_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a split's name, or None: 1 to MAX_SPLIT_NAME_CHARS characters, with no
+    space or other blank (a name is typed on command lines and matched whole)."""
+    if not name or len(name) > MAX_SPLIT_NAME_CHARS:
+        return f"split name {shortened(name, 40)!r} is {len(name):,} characters; 1 to {MAX_SPLIT_NAME_CHARS} fit"
+    if any(character.isspace() for character in name):
+        return f"split name {shortened(name, 40)!r} has a space or another blank; join its words with - or _"
+    return None
 
 
 class FtcotSplit:
@@ -59,10 +76,11 @@ class FtcotSplit:
         self.path = path
         self.split_of: dict[int, str] = {}
         for split, indices in document.items():
-            if not split or len(split) > MAX_SPLIT_NAME_CHARS or "\x00" in split:
-                raise InputError(
-                    str(path), f"split name {split[:40]!r} is not 1 to {MAX_SPLIT_NAME_CHARS} characters of text"
-                )
+            problem = split_name_problem(split)
+            if problem is None and "\x00" in split:
+                problem = f"split name {shortened(split, 40)!r} is not text"
+            if problem is not None:
+                raise InputError(str(path), problem)
             for index in indices:
                 if index in self.split_of:
                     raise InputError(str(path), f"index {index} is in both {self.split_of[index]} and {split}")

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from curation.db.base import utc_now
 from curation.db.bulk import insert_ignoring_conflicts_returning_keys
 from curation.db.dialect import insert_ignoring_conflicts
-from curation.errors import NotFoundError
+from curation.errors import CurationError, NotFoundError
 from curation.models import Generation, GenerationStatus, Label, Problem, Rationale, RunStatus, SynthesisRun
 
-ALL_FAILED = "every sample failed, so the run has no generations; the first error: "
+ALL_FAILED = "every sample failed (no teacher call gave an answer); the first error: "
 
 
 def get_run(session: Session, run_id: int) -> SynthesisRun:
@@ -217,13 +217,15 @@ def add_to_counters(session: Session, run_id: int, *, done: int = 0, failed: int
 
 
 def complete_if_done(session: Session, run_id: int) -> bool:
-    """Mark the run completed once every sample is generated (or failed) and every rationale labelled.
+    """End the run once every sample is generated (or failed) and every rationale labelled.
 
-    A run in which every sample failed (every teacher call, or every second stage) is marked
-    failed instead, with the first failure's error: a run with no generations is no result.
-    One conditional UPDATE, so of all the tasks finishing at once exactly one flips the status.
+    It ends completed, or failed when every sample failed (every teacher call, or every second
+    stage: an unreachable teacher, a wrong base URL), with the first stored error as the reason: a
+    run with no generations is no result. A run failed earlier because its work stopped moving
+    ends completed too, once that work is done after all. One conditional UPDATE, so of all the
+    tasks finishing at once exactly one ends the run. True if this call ended it.
     """
-    nothing_generated = SynthesisRun.generations_done == 0
+    answered = SynthesisRun.generations_done > 0
     first_error = (
         select(Generation.error)
         .where(Generation.synthesis_run_id == SynthesisRun.id, Generation.status == GenerationStatus.failed)
@@ -231,19 +233,19 @@ def complete_if_done(session: Session, run_id: int) -> bool:
         .limit(1)
         .scalar_subquery()
     )
-    failure = func.substr(literal(ALL_FAILED) + func.coalesce(first_error, "no error recorded"), 1, 2000)
+    reason = literal(ALL_FAILED) + func.coalesce(first_error, "(no error stored)")
     result = session.execute(
         update(SynthesisRun)
         .where(
             SynthesisRun.id == run_id,
-            SynthesisRun.status == RunStatus.running,
+            or_(SynthesisRun.status == RunStatus.running, and_(SynthesisRun.status == RunStatus.failed, answered)),
             SynthesisRun.generations_done + SynthesisRun.generations_failed
             >= SynthesisRun.problems_total * SynthesisRun.samples_per_problem,
             SynthesisRun.rationales_labelled >= SynthesisRun.generations_done,
         )
         .values(
-            status=case((nothing_generated, RunStatus.failed.value), else_=RunStatus.completed.value),
-            error=case((nothing_generated, failure), else_=SynthesisRun.error),
+            status=case((answered, RunStatus.completed.value), else_=RunStatus.failed.value),
+            error=case((answered, None), else_=func.substr(reason, 1, 2000)),
             finished_at=utc_now(),
         )
         .execution_options(synchronize_session=False)
@@ -267,6 +269,20 @@ def revive_answer_stage(session: Session, run_id: int, problem_ids: Sequence[int
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_run(session: Session, run_id: int) -> None:
+    """Cancel a run that has not finished: one conditional UPDATE, so a run that completes at the
+    same moment is not turned into a cancelled one."""
+    result = session.execute(
+        update(SynthesisRun)
+        .where(SynthesisRun.id == run_id, SynthesisRun.status.not_in([RunStatus.completed, RunStatus.cancelled]))
+        .values(status=RunStatus.cancelled, finished_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        run = get_run(session, run_id)  # NotFoundError names a run that does not exist
+        raise CurationError(f"run {run_id} is already {run.status.value}: there is nothing to cancel")
 
 
 def fail_run(session: Session, run_id: int, error: str) -> None:

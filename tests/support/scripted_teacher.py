@@ -3,6 +3,7 @@ and counts every call so tests can assert that no stored generation is ever aske
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
@@ -27,8 +28,15 @@ class ScriptedTeacher:
         self.calls: Counter[tuple[object, int]] = Counter()  # (request key, sample) -> times asked
         self.answered = 0
 
-    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationResult]:
         for request in requests:
+            if cancel is not None and cancel.is_set():
+                return
             if self.crash_after is not None and self.answered >= self.crash_after:
                 raise TeacherCrash(f"crashed after {self.answered} answers")
             for sample in request.samples:

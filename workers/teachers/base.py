@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,10 +58,18 @@ class GenerationResult:
 
 
 class Teacher(Protocol):
-    """Backends yield results as they arrive, in any order, so callers store each one at once."""
+    """Backends yield results as they arrive, in any order, so callers store each one at once.
+
+    Once `cancel` is set (from another thread: the caller can no longer store what comes back),
+    a backend asks for nothing more, stops what is in flight where it can, and ends the iteration
+    soon after; results it already holds may still be yielded.
+    """
 
     def generate(
-        self, requests: Sequence[GenerationRequest], params: SamplingParams
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
     ) -> Iterator[GenerationResult]: ...
 
     def close(self) -> None: ...

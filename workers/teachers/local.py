@@ -1,18 +1,40 @@
 """A teacher run in-process with transformers: batched, left-padded generation on CPU or GPU.
 
 Device "auto" picks CUDA when present; on a GPU the model runs in bfloat16, on a CPU in float32.
-Several samples of one prompt are generated as separate rows of a batch; with a seed, each batch
-is seeded from the seed and the first sample it holds, so a rerun of the same run reproduces it.
-A batch that fails (out of memory, say) is returned as failed results; the run goes on.
+Several samples of one prompt are generated as separate rows of a batch. With a seed, sample i
+draws its tokens from a random stream of its own, seeded with seed + i (as the HTTP backend
+seeds its requests), so what a sample gets does not depend on which other rows share its batch:
+a resumed run that asks only for the missing samples gets the tokens a full run would have. (The
+logits themselves can still differ in the last bits between batch shapes, which on rare near-ties
+changes a token.) A batch that fails (out of memory, say) is returned as failed results; the run
+goes on.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from workers.teachers.base import Completion, GenerationRequest, GenerationResult, SamplingParams
+
+
+class _SeededRows:
+    """Sampling by the Gumbel-max trick with one generator per row: the argmax of the warped
+    scores plus Gumbel noise is a draw from their softmax, so greedy decoding over these scores
+    samples, and each row's noise comes only from its own seed and its step."""
+
+    def __init__(self, torch: Any, seeds: list[int]) -> None:
+        self._torch = torch
+        self._generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch = self._torch
+        vocabulary = scores.shape[-1]
+        uniform = torch.stack([torch.rand(vocabulary, generator=g, dtype=torch.float64) for g in self._generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        return scores.float() + gumbel.to(device=scores.device, dtype=torch.float32)
 
 
 class LocalTransformersTeacher:
@@ -59,13 +81,20 @@ class LocalTransformersTeacher:
             return str(rendered)
         return request.prompt.text
 
-    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationResult]:
         rows = [(request, sample) for request in requests for sample in request.samples]
         collected: dict[int, list[Completion]] = {}
         usage: dict[int, list[float]] = {}  # request index -> [prompt tokens, completion tokens, latency ms]
         index_of = {id(r): i for i, r in enumerate(requests)}
         failed: set[int] = set()
         for start in range(0, len(rows), self.batch_size):
+            if cancel is not None and cancel.is_set():
+                return
             batch = [(r, s) for r, s in rows[start : start + self.batch_size] if index_of[id(r)] not in failed]
             if not batch:
                 continue
@@ -97,13 +126,19 @@ class LocalTransformersTeacher:
         torch = self._torch
         started = time.perf_counter()
         encoded = self.tokenizer([self._text(r) for r, _ in batch], return_tensors="pt", padding=True).to(self.device)
-        if params.seed is not None:
-            torch.manual_seed(params.seed + batch[0][1])
         options: dict[str, Any] = {
             "max_new_tokens": params.max_tokens or 256,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
-        if params.temperature > 0:
+        if params.temperature > 0 and params.seed is not None:
+            from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+            processors: list[Any] = [TemperatureLogitsWarper(params.temperature)]
+            if params.top_p is not None:
+                processors.append(TopPLogitsWarper(params.top_p))
+            processors.append(_SeededRows(torch, [params.seed + sample for _, sample in batch]))
+            options.update(do_sample=False, logits_processor=LogitsProcessorList(processors))
+        elif params.temperature > 0:
             options.update(do_sample=True, temperature=params.temperature)
             if params.top_p is not None:
                 options["top_p"] = params.top_p

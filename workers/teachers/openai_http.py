@@ -170,11 +170,17 @@ class OpenAICompatibleTeacher:
         if not thread.is_alive():
             loop.close()
 
-    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> Iterator[GenerationResult]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationResult]:
         results: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         loop, thread = self._running_loop()
-        asyncio.run_coroutine_threadsafe(self._run_all(list(requests), params, results, stop), loop)
+        stops = (stop,) if cancel is None else (stop, cancel)
+        asyncio.run_coroutine_threadsafe(self._run_all(list(requests), params, results, stops), loop)
         item: Any = None
         try:
             while (item := _take(results, thread)) is not _DONE:
@@ -221,7 +227,11 @@ class OpenAICompatibleTeacher:
         return self._client, self._semaphore
 
     async def _run_all(
-        self, requests: list[GenerationRequest], params: SamplingParams, out: queue.Queue[Any], stop: threading.Event
+        self,
+        requests: list[GenerationRequest],
+        params: SamplingParams,
+        out: queue.Queue[Any],
+        stops: tuple[threading.Event, ...],
     ) -> None:
         # aiohttp, not httpx: on these machines its client does ~10x the requests per CPU second,
         # and at a thousand generations a second the client's own cost is what is left to pay.
@@ -232,7 +242,7 @@ class OpenAICompatibleTeacher:
                 out.put(await self._request(client, semaphore, request, params))
 
             tasks = [asyncio.create_task(one(r)) for r in requests]
-            watcher = asyncio.create_task(self._watch(stop, tasks))
+            watcher = asyncio.create_task(self._watch(stops, tasks))
             await asyncio.gather(*tasks, return_exceptions=True)
             watcher.cancel()
             for task in tasks:
@@ -246,8 +256,8 @@ class OpenAICompatibleTeacher:
             out.put(_DONE)
 
     @staticmethod
-    async def _watch(stop: threading.Event, tasks: list[asyncio.Task[None]]) -> None:
-        while not stop.is_set():
+    async def _watch(stops: tuple[threading.Event, ...], tasks: list[asyncio.Task[None]]) -> None:
+        while not any(stop.is_set() for stop in stops):
             await asyncio.sleep(0.05)
         for task in tasks:
             task.cancel()
