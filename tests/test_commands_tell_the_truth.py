@@ -51,7 +51,10 @@ def test_an_unreachable_teacher_fails_the_run_with_the_reason(sqlite_db: Databas
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--samples 2 at --temperature 0" in result.stderr  # and it was warned about
-    assert "failed: every sample failed (no teacher call gave an answer); the first error: connection failed" in result.stderr, result.stderr
+    assert (
+        "failed: every sample failed (no teacher call gave an answer); the first error: connection failed"
+        in result.stderr
+    ), result.stderr
     with sqlite_db.read() as session:
         run = session.execute(select(SynthesisRun)).scalar_one()
     assert (run.status, run.generations_done, run.generations_failed) == (RunStatus.failed, 0, 4)

@@ -76,7 +76,9 @@ def test_the_lease_is_renewed_in_its_own_loop_through_database_errors(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id, ids = _setup(db)
-    lease = Lease(db, run_id, ids, seconds=2.0)
+    # Long enough that three failed renewals (every tick of seconds/8 after the first due at
+    # seconds/4) leave time for a good one even on a loaded machine.
+    lease = Lease(db, run_id, ids, seconds=6.0)
     lease.acquire()
     real_renew, failures = leases.renew, {"left": 3}
 
@@ -89,7 +91,7 @@ def test_the_lease_is_renewed_in_its_own_loop_through_database_errors(
     monkeypatch.setattr(leases, "renew", flaky)
     lost = threading.Event()
     with lease.kept(on_lost=lost.set):
-        time.sleep(3.0)  # longer than the lease: only renewals keep it
+        time.sleep(7.0)  # longer than the lease: only renewals keep it
         with db.read() as session:
             holder = leases.live_batches(session, run_id).get(lease.key)
     assert failures["left"] == 0, "the renewals that failed were tried again"
@@ -138,7 +140,8 @@ def test_a_run_whose_every_teacher_call_failed_is_failed_with_the_reason(db: Dat
     with db.read() as session:
         error = session.get(SynthesisRun, run_id).error  # type: ignore[union-attr]
     assert error == (
-        "every sample failed (no teacher call gave an answer); the first error: connection failed: ClientConnectorError"
+        "every sample failed (no teacher call gave an answer); "
+        "the first error: connection failed: ClientConnectorError"
     )
 
 
