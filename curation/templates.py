@@ -38,6 +38,7 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from curation import student_prompt
 from curation.answers.triggers import stage_two_trigger
 from curation.errors import CurationError, InputError, NotFoundError
 from curation.models import AnswerType, PromptTemplate, TemplateStyle
@@ -129,9 +130,8 @@ def default_stop(style: TemplateStyle) -> tuple[str, ...]:
 
 
 def choices_text(choices: list[dict[str, str]] | None) -> str:
-    if not choices:
-        return ""
-    return " Answer choices: " + ", ".join(f"({c['label']}) {c['text']}" for c in choices) + "."
+    # Teachers see the options as students do (Fine-tune-CoT's verbalisation).
+    return student_prompt.choices_text(choices)
 
 
 @dataclass(frozen=True)
