@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
+from curation.answers.verdict import VERIFIER_VERSION
 from curation.db import triggers
 from curation.db.session import Database
 from curation.errors import CurationError
@@ -79,7 +80,7 @@ def test_the_same_spec_gives_the_same_version_and_writes_nothing(db: Database, s
         {"task": "procedural", "split": "train", "origin": "reference", "kind": "program", "members": 30}
     ]
     assert manifest["sources"][0]["teacher"] == "procedural-generator"
-    assert manifest["verifiers"] == {"program-execution@2": 30}
+    assert manifest["verifiers"] == {f"program-execution@{VERIFIER_VERSION}": 30}
     assert manifest["schema_revision"] and manifest["code_version"]
 
 
@@ -115,9 +116,10 @@ def test_a_changed_label_makes_a_new_version_and_the_old_reads_back_unchanged(
         export_snapshot(session, "proc@1", "pad", tmp_path / "before")
         member = session.execute(select(SnapshotMember.rationale_id).where(SnapshotMember.position == 0)).scalar_one()
     with db.transaction() as session:  # a later verifier version judges one member wrong
-        session.add(
-            Label(rationale_id=member, verifier="program-execution", verifier_version="3", verdict=Verdict.incorrect)
+        later = Label(
+            rationale_id=member, verifier="program-execution", verifier_version="later", verdict=Verdict.incorrect
         )
+        session.add(later)
     with db.transaction() as session:
         new, created = create_snapshot(session, "proc", PROGRAMS)
         assert created and new.ref == "proc@2" and new.content_sha256 != old_hash and new.row_count == 29
@@ -354,7 +356,7 @@ def test_kill_9_mid_export_leaves_nothing_under_the_final_name(
         connection.execute(
             sa.text(
                 "INSERT INTO label (rationale_id, verifier, verifier_version, verdict, created_at) "
-                "SELECT id, 'answer-match', '2', 'correct', CURRENT_TIMESTAMP FROM rationale WHERE kind = 'cot'"
+                "SELECT id, 'answer-match', '3', 'correct', CURRENT_TIMESTAMP FROM rationale WHERE kind = 'cot'"
             )
         )
     with sqlite_db.transaction() as session:
