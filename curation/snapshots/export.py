@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from sqlalchemy import select, text
@@ -93,8 +93,7 @@ class ExportManifest:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Member:
+class _Member(NamedTuple):
     position: int
     rationale_id: int
     generation_id: int | None
