@@ -146,9 +146,11 @@ def candidate_query(session: Session, spec: SnapshotSpec) -> Any:
 
 def _candidates(session: Session, spec: SnapshotSpec) -> Iterator[list[_Candidate]]:
     """Candidates grouped by problem, in the canonical problem order."""
-    connection = session.connection().execution_options(yield_per=2_000)  # Core rows: no ORM work per row
+    # Core rows (no ORM work per row), streamed; the option is the statement's, not the connection's,
+    # whose later statements (the savepoint's) must not run through a server-side cursor.
+    statement = candidate_query(session, spec).execution_options(yield_per=2_000)
     try:
-        result = connection.execute(candidate_query(session, spec))
+        result = session.connection().execute(statement)
     except DBAPIError as error:
         if spec.where:
             reason = str(error.orig).splitlines()[0] if error.orig else str(error)

@@ -126,8 +126,8 @@ ORDER BY sm.position"""
 
 
 def _members(session: Session, snapshot: Snapshot) -> Iterator[_Member]:
-    connection = session.connection().execution_options(yield_per=READ_BATCH)
-    for row in connection.execute(_MEMBERS, {"snapshot_id": snapshot.id}):
+    statement = _MEMBERS.execution_options(yield_per=READ_BATCH)  # the statement's option, not the connection's
+    for row in session.connection().execute(statement, {"snapshot_id": snapshot.id}):
         position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold = row
         if isinstance(choices, str):  # SQLite hands JSON back as text
             choices = orjson.loads(choices)
