@@ -43,8 +43,9 @@ from workers.dispatch import CeleryDispatcher
 from workers.driver import progress_of, wait_distributed
 from workers.queues import Queue
 from workers.sandbox import Limits
-from workers.synthesis import GENERATE, RunSpec, TeacherSpec, create_run, start_run
+from workers.synthesis import GENERATE, RunSpec, create_run, start_run
 from workers.tasks import ROUTES
+from workers.teachers.spec import TeacherSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

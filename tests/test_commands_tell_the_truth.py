@@ -24,9 +24,10 @@ from curation.ingestion.splits import default_purpose, named_split
 from curation.models import AnswerType, Problem, RunStatus, SplitPurpose, SynthesisRun
 from tests.conftest import ROOT
 from workers.sandbox import Limits
-from workers.synthesis import RunSpec, TeacherSpec, create_run
+from workers.synthesis import RunSpec, create_run
 from workers.teachers.base import GenerationRequest, SamplingParams
 from workers.teachers.embedded_model import MODEL_NAME, embedded_teacher_spec
+from workers.teachers.spec import TeacherSpec
 
 
 def curation(*args: str, url: str) -> subprocess.CompletedProcess[str]:

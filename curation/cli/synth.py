@@ -31,8 +31,8 @@ runs_app = typer.Typer(help="Synthesis runs: status, details, resume, cancel.", 
 def parse_teacher(teacher: str, base_url: str | None, api: str | None, api_key_env: str | None, concurrency: int,
                   request_timeout: float) -> Any:  # fmt: skip
     """`embedded`, `openai:MODEL` (with --base-url) or `transformers:PATH`."""
-    from workers.synthesis import TeacherSpec
     from workers.teachers.registry import EMBEDDED, OPENAI, TRANSFORMERS
+    from workers.teachers.spec import TeacherSpec
 
     backend, _, name = teacher.partition(":")
     if backend == EMBEDDED and not name:
