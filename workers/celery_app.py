@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from curation.db.session import Database
 from curation.settings import Settings, get_settings
-from workers.autoscale import record_completed
+from workers.autoscale.metrics import record_completed
 from workers.dispatch import CeleryDispatcher
 from workers.queues import Queue
 from workers.runtime import Runtime

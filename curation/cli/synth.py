@@ -358,7 +358,7 @@ def worker(
     """Start a Celery worker for the given queues (needs CURATION_BROKER_URL)."""
     if not get_settings().broker_url:
         raise CurationError("set CURATION_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run workers")
-    from workers.autoscale import WORKER_ID_ENV
+    from workers.autoscale.metrics import WORKER_ID_ENV
     from workers.celery_app import app
     from workers.queues import Queue
 
