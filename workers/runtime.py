@@ -48,12 +48,9 @@ class Runtime:
         thread = threading.get_ident()
         with self._lock:
             if thread not in self._sandboxes:
-                from curation.settings import get_settings
                 from workers.sandbox import Sandbox
 
-                self._sandboxes[thread] = Sandbox(
-                    in_flight=self._sandbox_in_flight, landlock=get_settings().sandbox_landlock
-                )
+                self._sandboxes[thread] = Sandbox(in_flight=self._sandbox_in_flight)
             return self._sandboxes[thread]
 
     def teacher(self, model_id: int, options: dict[str, Any] | None = None) -> Teacher:
