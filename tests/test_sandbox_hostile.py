@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -416,3 +418,86 @@ def test_the_server_dying_takes_its_children_and_scratch_with_it() -> None:
                 threading.Event().wait(0.05)
             assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
         assert not os.path.exists(scratch)
+
+
+UNPRIVILEGED_WORKER = r"""
+import json, os, subprocess, sys, time
+from tests.support import hostile
+from workers.sandbox import DEFAULT_PRELOAD, Limits, Sandbox
+target = sys.argv[1]
+# The children cannot read an interpreter under /root here (the worker itself needs a capability
+# for it): what the programs import comes preloaded instead.
+preload = (*DEFAULT_PRELOAD, "ctypes", "fcntl", "resource", "signal", "stat", "struct", "gc", "threading")
+preload += ("errno", "typing")
+victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the worker's own uid
+outcome = {"uid": os.getuid()}
+with Sandbox(Limits(wall_seconds=2.0), in_flight=2, preload=preload) as box:
+    box.start()
+    outcome["privileged"] = box.info["privileged"]
+    scratch = box.info["scratch"]
+    def run(code):
+        result = box.run(code)
+        return [result.status.value, result.value, box.run("ans = 6 * 7").value]
+    outcome["ids"] = run("import os\nans = repr((os.getresuid(), os.getgroups()))")
+    outcome["processes"] = run(hostile.program(hostile.PROCESSES, victim=victim.pid, server=box.info["pid"]))
+    outcome["metadata"] = run(hostile.program(hostile.METADATA, target=target))
+    outcome["devices"] = run(hostile.program(hostile.DEVICES))
+    outcome["plant"] = run(hostile.program(hostile.PLANT))
+    outcome["after_plant"] = run(hostile.AFTER_PLANT)
+    outcome["deep"] = run(hostile.program(hostile.DEEP_TREE))
+    outcome["empty"] = run("import os\nans = len(os.listdir('.'))")
+    outcome["channel"] = run(hostile.DEEP_JSON)
+    outcome["laundered"] = run(hostile.LAUNDERED_DEADLINE)
+    outcome["notices"] = box.notices
+    outcome["server_alive"] = box.info["pid"]
+victim_alive = victim.poll() is None
+victim.kill()
+outcome["victim_alive"] = victim_alive
+outcome["scratch_left"] = os.path.exists(scratch)
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_an_unprivileged_worker_gets_the_same_containment(target: Path) -> None:
+    """The mode for a worker that is not root: children keep its uid (no capabilities), private
+    directories are plain ones. The interpreter here may live under /root, so the worker keeps one
+    capability, to read it; the children must lose that one too."""
+    os.chown(target, 65534, 65534)
+    before = _file_state(target)
+    completed = subprocess.run(
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps",
+            "+dac_read_search",
+            "--ambient-caps",
+            "+dac_read_search",
+            sys.executable,
+            "-c",
+            UNPRIVILEGED_WORKER,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp", "CURATION_DATA_DIR": "/tmp"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (outcome["uid"], outcome["privileged"]) == (65534, False)
+    assert outcome["ids"] == ["ok", "((65534, 65534, 65534), [])", "42"]
+    for attack in ("processes", "metadata", "devices"):
+        assert outcome[attack] == ["ok", "none", "42"], attack
+    assert outcome["after_plant"] == ["ok", "|0", "42"]
+    assert outcome["deep"][0] in ("ok", "timeout") and outcome["deep"][2] == "42"
+    assert outcome["empty"] == ["ok", "0", "42"]
+    assert outcome["channel"] == ["killed", None, "42"]
+    assert outcome["laundered"] == ["timeout", None, "42"]
+    assert outcome["notices"] == [] and outcome["victim_alive"] and not outcome["scratch_left"]
+    assert _file_state(target) == before

@@ -115,7 +115,10 @@ def many():
         with open(f"f{{i}}", "wb") as handle:
             handle.write(b"x" * (1 << 20))
 attempt("100mb-in-files", many)
-open("run", "w").write("#!/bin/sh\\n")
+try:
+    open("run", "w").write("#!/bin/sh\\n")
+except OSError:  # no writable directory
+    pass
 attempt("exec-from-scratch", lambda: os.execv("run", ["run"]))
 attempt("exec-shell", lambda: os.execv("/bin/sh", ["sh", "-c", "true"]))
 """

@@ -87,38 +87,43 @@ _LIMITED = (
 RLIMITS = tuple(getattr(resource, name) for name in _LIMITED if hasattr(resource, name))
 
 
-def _limits_for(limits: dict[str, Any], scratch_bytes: int) -> dict[int, tuple[int, int]]:
-    """Every resource limit of the child, hard equal to soft (it can never raise one again; the
-    one exception is CPU time, whose hard limit a second later turns SIGXCPU into SIGKILL)."""
-    memory = max(64 << 20, limits["memory_bytes"] - scratch_bytes)  # scratch space is memory too
-    chosen = {
-        resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_AS: memory,
-        resource.RLIMIT_NPROC: limits["max_processes"],
-        resource.RLIMIT_NOFILE: limits["max_open_files"],
-        resource.RLIMIT_FSIZE: limits["max_file_bytes"],
-        resource.RLIMIT_MEMLOCK: 0,
-        resource.RLIMIT_MSGQUEUE: 0,
-        resource.RLIMIT_NICE: 0,
-        resource.RLIMIT_RTPRIO: 0,
-        resource.RLIMIT_RTTIME: 0,
-    }
-    result = {kind: (soft, soft) for kind, soft in chosen.items()}
-    result[resource.RLIMIT_CPU] = (limits["cpu_seconds"], limits["cpu_seconds"] + 1)
-    return result
+FIXED_LIMITS = {
+    resource.RLIMIT_CORE: 0,
+    resource.RLIMIT_MEMLOCK: 0,
+    resource.RLIMIT_MSGQUEUE: 0,
+    resource.RLIMIT_NICE: 0,
+    resource.RLIMIT_RTPRIO: 0,
+    resource.RLIMIT_RTTIME: 0,
+}
 
 
-def _set_limits(wanted: dict[int, tuple[int, int]], privileged: bool) -> None:
+def fix_limits() -> None:
+    """In the zygote, once: every resource limit with its hard limit equal to the soft one, so no
+    child can ever raise one (the per-program ones are set lower in each child, see `confine`)."""
     for kind in RLIMITS:
-        soft, hard = wanted.get(kind) or resource.getrlimit(kind)
+        soft, hard = resource.getrlimit(kind)
+        soft = FIXED_LIMITS.get(kind, soft)
+        if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft > hard):
+            soft = hard
+        resource.setrlimit(kind, (soft, soft))
+
+
+def _set_limits(limits: dict[str, Any], scratch_bytes: int, privileged: bool) -> None:
+    memory = max(64 << 20, limits["memory_bytes"] - scratch_bytes)  # scratch space is memory too
+    cpu = limits["cpu_seconds"]
+    wanted = (
+        (resource.RLIMIT_AS, memory, memory),
+        (resource.RLIMIT_NPROC, limits["max_processes"], limits["max_processes"]),
+        (resource.RLIMIT_NOFILE, limits["max_open_files"], limits["max_open_files"]),
+        (resource.RLIMIT_FSIZE, limits["max_file_bytes"], limits["max_file_bytes"]),
+        # The one hard limit above its soft one: a second later, SIGXCPU becomes SIGKILL.
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+    )
+    for kind, soft, hard in wanted:
         if not privileged:  # an unprivileged worker cannot raise a hard limit: stay below its own
-            current_hard = resource.getrlimit(kind)[1]
-            if current_hard != resource.RLIM_INFINITY:
-                soft, hard = min(soft, current_hard), min(hard, current_hard)
-            if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft > hard):
-                soft = hard
-        if kind != resource.RLIMIT_CPU:
-            hard = soft
+            current = resource.getrlimit(kind)[1]
+            if current != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current), min(hard, current)
         resource.setrlimit(kind, (soft, hard))
 
 
@@ -158,7 +163,7 @@ def confine(context: Context, slot: int, limits: dict[str, Any], workdir: str, s
     # would let a spinning program take a full share whatever its priority.
     os.setpgid(0, 0)
     os.nice(10)  # the fork server, which starts and reaps children, goes first
-    _set_limits(_limits_for(limits, scratch_bytes), context.privileged)
+    _set_limits(limits, scratch_bytes, context.privileged)
     ids = context.uid_base + slot
     context.dropper.drop(ids, ids)
     context.dropper.die_with(context.server_pid)

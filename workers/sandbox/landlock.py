@@ -77,7 +77,8 @@ class Policy:
         self.fs_rights = _FS_RIGHTS_BY_ABI[max(v for v in _FS_RIGHTS_BY_ABI if v <= abi)]
         self.read_paths = list(read_paths)
 
-    def ruleset(self, private_dir: str) -> int:
+    def ruleset(self, private_dir: str, *, writable: bool = True) -> int:
+        """writable=False: the private directory can be listed and nothing more."""
         net = (_NET_BIND_TCP | _NET_CONNECT_TCP) if self.abi >= 4 else 0
         scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if self.abi >= 6 else 0
         if self.abi >= 6:
@@ -92,7 +93,7 @@ class Policy:
         os.set_inheritable(ruleset, True)
         for path in self.read_paths:
             self._allow(ruleset, path, READ_ONLY & self.fs_rights)
-        self._allow(ruleset, private_dir, self.fs_rights)
+        self._allow(ruleset, private_dir, self.fs_rights if writable else READ_DIR)
         return ruleset
 
     @staticmethod

@@ -7,7 +7,7 @@ processes, make device nodes, or mount anything. So the child, first of all:
 
 1. drops every capability from its bounding set and clears the ambient set;
 2. locks its securebits (no root privilege through exec, no keeping capabilities over a uid
-   change, no ambient raise);
+   change, no ambient raise) (these two once, in the zygote every child is cloned from);
 3. clears its supplementary groups and becomes a uid and gid of its own (one per slot, so
    programs running side by side are different users too), which clears its permitted and
    effective sets; then clears the inheritable set;
@@ -103,12 +103,18 @@ class Dropper:
         if self._prctl(*args) != 0:
             raise OSError(ctypes.get_errno(), name)
 
-    def drop(self, uid: int, gid: int) -> None:
+    def prepare_zygote(self) -> None:
+        """Steps 1 and 2, once, in the zygote: every child inherits an empty bounding set and locked
+        securebits. The zygote keeps its effective capabilities (it needs CAP_SETUID and
+        CAP_SETGID for step 3 in each child), but can never pass one on through exec."""
         if self.privileged:
             for cap in range(self.last_cap + 1):
                 self._call("prctl(PR_CAPBSET_DROP)", PR_CAPBSET_DROP, cap, 0, 0, 0)
             self._call("prctl(PR_SET_SECUREBITS)", PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0)
         self._call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+    def drop(self, uid: int, gid: int) -> None:
+        """Steps 3 and 4, in each child."""
         if self.privileged:
             os.setgroups([])
             os.setresgid(gid, gid, gid)

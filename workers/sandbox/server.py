@@ -13,6 +13,7 @@ here and killed when its batch ends.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
@@ -28,7 +29,15 @@ import time
 
 from curation.db.text import storable
 from workers.sandbox import landlock, mounts, privilege, protocol, seccomp
-from workers.sandbox.child import CONFINED, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS, SAFE_ENV, Context, run_child
+from workers.sandbox.child import (
+    CONFINED,
+    MAX_MESSAGE_CHARS,
+    MAX_VALUE_CHARS,
+    SAFE_ENV,
+    Context,
+    fix_limits,
+    run_child,
+)
 
 TYPE_CHECKING = False  # mypy reads it as True; importing typing would load it into the fork server
 if TYPE_CHECKING:  # every module the server loads makes each fork and exit dearer
@@ -182,13 +191,19 @@ class Server:
             os.mkdir(path, 0o711)
         self._size_scratch(8 << 20)
         self.landlock = landlock.Policy(read_paths, abi)
-        self.rulesets = [self.landlock.ruleset(path) for path in self.slot_dirs]
+        # Without root there is no tmpfs to cap a program's files, and files on the host's /dev/shm
+        # would be memory outside its limit: such a worker's programs get no writable directory.
+        self.rulesets = [self.landlock.ruleset(path, writable=self.privileged) for path in self.slot_dirs]
         self.seccomp = seccomp.Filter()
         self.free_slots = list(range(self.in_flight))
         self.retired: dict[int, str] = {}
         self.programs_started = 0
         self.children: dict[int, _Running] = {}
         self.by_slot: dict[int, _Running] = {}
+        # Children the zygote is cloning, in the order asked (it answers in that order), and wait
+        # statuses of children that ended before their pid arrived.
+        self.spawning: collections.deque[_Running] = collections.deque()
+        self.early_exits: dict[int, int] = {}
         result_pipes = [os.pipe() for _ in range(self.in_flight)]
         self.result_fds = [r for r, _ in result_pipes]
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -226,6 +241,8 @@ class Server:
         for slot, fd in enumerate(self.result_fds):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, slot)
+        os.set_blocking(self.zygote_replies, False)
+        self.selector.register(self.zygote_replies, selectors.EVENT_READ, -1)
 
     def _size_scratch(self, size: int) -> None:
         """Each slot's tmpfs holds at most `size` bytes (remounted when a batch asks for another size)."""
@@ -250,15 +267,18 @@ class Server:
     def run_batch(self, programs: list[str], limits: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         results: list[dict[str, Any] | None] = [None] * len(programs)
         retired_before = len(self.retired)
+        if not self.privileged:
+            limits = {**limits, "max_file_bytes": 0}
         self._size_scratch(limits["max_file_bytes"])
         limits_json = json.dumps(limits).encode()
         # Popped from the end: the programs guessed to run longest come last in the list.
         pending = sorted(range(len(programs)), key=lambda i: (expected_cost(programs[i]), -i))
-        while pending or self.children:
+        output_cap = limits["max_output_bytes"]
+        while pending or self.children or self.spawning:
             while pending and self.free_slots:
                 index = pending.pop()
                 self._spawn(index, programs[index], limits, limits_json)
-            if not self.children:
+            if not self.children and not self.spawning:
                 raise NoSlotsLeft("every slot of this sandbox server is retired")
             now = time.monotonic()
             wake_at = now + 60.0
@@ -280,16 +300,18 @@ class Server:
                     else:
                         wake_at = min(wake_at, running.started + LONG_RUNNING)
                 wake_at = min(wake_at, running.deadline)
-            self._reap(results, limits["max_output_bytes"])
+            self._reap(results, output_cap)
             if pending and self.free_slots:
                 continue
-            if not self.children:
+            if not self.children and not self.spawning:
                 continue
             for key, _ in self.selector.select(max(0.0, wake_at - time.monotonic())):
                 if key.data is None:
                     with contextlib.suppress(BlockingIOError):
                         while os.read(self.wakeup_r, 4096):
                             pass
+                elif key.data == -1:
+                    self._spawned(results, output_cap)
                 else:
                     self._read_report(key.data)
         lost = {"status": "killed", "error_type": protocol.LOST, "error_message": "no result was recorded"}
@@ -318,15 +340,29 @@ class Server:
         size = len(header) + len(limits_json) + len(directory) + len(source)
         started = time.monotonic()
         _write_all(self.zygote_requests, b"".join((struct.pack("=I", size), header, limits_json, directory, source)))
-        reply = os.read(self.zygote_replies, 4)
-        if len(reply) != 4:
-            raise RuntimeError("the sandbox zygote died")
-        (pid,) = struct.unpack("=i", reply)
-        if pid <= 0:
-            raise OSError(-pid, "the sandbox zygote could not start a child")
         running = _Running(index, slot, workdir, started + limits["wall_seconds"], started)
-        self.children[pid] = running
+        self.spawning.append(running)  # its pid comes back from the zygote (see _spawned)
         self.by_slot[slot] = running
+
+    def _spawned(self, results: list[dict[str, Any] | None], output_cap: int) -> None:
+        """Pids from the zygote, in the order the programs were sent."""
+        try:
+            replies = os.read(self.zygote_replies, 4 * max(1, len(self.spawning)))
+        except BlockingIOError:
+            return
+        if not replies:
+            raise RuntimeError("the sandbox zygote died")
+        while len(replies) % 4:  # a reply is written whole (4 bytes, atomic on a pipe); be sure
+            replies += os.read(self.zygote_replies, 4 - len(replies) % 4)
+        for (pid,) in struct.iter_unpack("=i", replies):
+            running = self.spawning.popleft()
+            if pid <= 0:
+                raise OSError(-pid, "the sandbox zygote could not start a child")
+            self.children[pid] = running
+            if running.overflow:
+                self._kill(pid)
+            if pid in self.early_exits:
+                self._finish(pid, self.early_exits.pop(pid), results, output_cap)
 
     def _read_report(self, slot: int) -> None:
         running = self.by_slot.get(slot)
@@ -342,7 +378,7 @@ class Server:
                     for pid, other in self.children.items():
                         if other is running:
                             self._kill(pid)
-                            break
+                            break  # not found: its pid is on its way, and _spawned kills it
 
     def _reap(self, results: list[dict[str, Any] | None], output_cap: int) -> None:
         while True:
@@ -368,7 +404,9 @@ class Server:
         if pid == self.zygote:
             raise RuntimeError(f"the sandbox zygote ended (wait status {wait_status})")
         running = self.children.pop(pid, None)
-        if running is None:  # an orphan re-parented to us; it is gone now
+        if running is None:  # a child whose pid the zygote has not told yet
+            if self.spawning:
+                self.early_exits[pid] = wait_status
             return
         elapsed_ms = (time.monotonic() - running.started) * 1000
         self._read_report(running.slot)  # all it wrote is in the pipe now
@@ -429,6 +467,8 @@ def _zygote(context: Context, requests: int, replies: int) -> None:
         libc.prctl(privilege.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != context.server_pid:
             os._exit(0)
+        context.dropper.prepare_zygote()
+        fix_limits()
         # PyDLL: the GIL stays held across the call, so the child wakes up holding it.
         clone = ctypes.PyDLL(None, use_errno=True).syscall
         clone.restype = ctypes.c_long
