@@ -44,7 +44,7 @@ from workers.queues import Queue
 from workers.sandbox import Limits
 from workers.synthesis import GENERATE, RunSpec, TeacherSpec, create_run, start_run
 from workers.tasks import ROUTES
-from workers.teachers.stub_server import Fault, Rule, StubServer, program_reply
+from tests.support.stub_server import Fault, Rule, StubServer, program_reply
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

@@ -21,7 +21,7 @@ from curation.ingestion.readers import read_json_records
 from curation.ingestion.service import ingest_files, ingest_procedural
 from curation.ingestion.splits import default_purpose, named_split
 from curation.models import AnswerType, Problem, RunStatus, SplitPurpose, SynthesisRun
-from curation.quickstart import quickstart_run
+from curation.cli.quickstart_job import quickstart_run
 from tests.conftest import ROOT
 from workers.sandbox import Limits
 from workers.synthesis import RunSpec, TeacherSpec, create_run
