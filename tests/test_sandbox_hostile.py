@@ -501,3 +501,34 @@ def test_an_unprivileged_worker_gets_the_same_containment(target: Path) -> None:
     assert outcome["laundered"] == ["timeout", None, "42"]
     assert outcome["notices"] == [] and outcome["victim_alive"] and not outcome["scratch_left"]
     assert _file_state(target) == before
+
+
+SYSTEM_INTERPRETER = """
+import json
+from workers.sandbox import Sandbox
+with Sandbox(in_flight=2, uid_base=1_500_000_000) as box:
+    results = [box.run(code) for code in ("import yaml\\nans = yaml.__file__", "import json.tool\\nans = 1")]
+    print(json.dumps([[r.status.value, r.value] for r in results]))
+"""
+
+
+@pytest.mark.skipif(
+    subprocess.run(["/usr/bin/python3", "-c", "import yaml"], capture_output=True).returncode != 0
+    if os.path.exists("/usr/bin/python3")
+    else True,
+    reason="needs a system interpreter with a package from its dist-packages (PyYAML)",
+)
+def test_a_system_interpreter_imports_its_own_packages() -> None:
+    """Outside a virtualenv the installed packages are the distribution's dist-packages."""
+    completed = subprocess.run(
+        ["/usr/bin/python3", "-c", SYSTEM_INTERPRETER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (yaml, stdlib) = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert yaml[0] == "ok" and "-packages/yaml/" in yaml[1]
+    assert stdlib == ["ok", "1"]
