@@ -40,10 +40,11 @@ from curation.db.session import Database  # noqa: E402
 from curation.ingestion.service import ingest_procedural  # noqa: E402
 from curation.models import TemplateStyle  # noqa: E402
 from curation.templates import add_template  # noqa: E402
+from tests.support.stub_server import PROGRAM_TEXT  # noqa: E402
 from workers.driver import progress_of, run_embedded, wait_distributed  # noqa: E402
 from workers.sandbox import Limits, Sandbox  # noqa: E402
-from workers.synthesis import RunSpec, TeacherSpec, create_run, start_run  # noqa: E402
-from tests.support.stub_server import PROGRAM_TEXT  # noqa: E402
+from workers.synthesis import RunSpec, create_run, start_run  # noqa: E402
+from workers.teachers.spec import TeacherSpec  # noqa: E402
 
 COT_TEMPLATE = "Q: {{ question }}\nA:"
 

@@ -52,6 +52,8 @@ def ftcot_completion(rationale: str, answer: str) -> str:
 def without_docstrings(program: str) -> str:
     """The program with every docstring (module, class, function) removed, the rest of its text
     as written. A program that does not parse is returned as it is."""
+    if '"' not in program and "'" not in program:
+        return program  # no string literal, so no docstring (and no parse: exports call this per row)
     try:
         tree = ast.parse(program)
     except SyntaxError:
@@ -79,25 +81,19 @@ def pad_completion(program: str) -> str:
 
 def student_prompt(kind: RationaleKind | str, question: str, choices: Sequence[Choice] | None = None) -> str:
     """The prompt a student gets for a problem: what it was trained on for this kind of rationale."""
-    return (
-        pad_prompt(question, choices)
-        if RationaleKind(kind) is RationaleKind.program
-        else ftcot_prompt(question, choices)
-    )
+    return pad_prompt(question, choices) if kind == RationaleKind.program else ftcot_prompt(question, choices)
 
 
 def student_completion(kind: RationaleKind | str, body: str, answer: str) -> str:
     """The completion a student is trained to write."""
-    return pad_completion(body) if RationaleKind(kind) is RationaleKind.program else ftcot_completion(body, answer)
+    return pad_completion(body) if kind == RationaleKind.program else ftcot_completion(body, answer)
 
 
 def chat_messages(
     kind: RationaleKind | str, question: str, choices: Sequence[Choice] | None, body: str, answer: str
 ) -> list[dict[str, Any]]:
     assistant = (
-        pad_completion(body)
-        if RationaleKind(kind) is RationaleKind.program
-        else f"{body.strip()}{FTCOT_ANSWER_MARK}{answer.strip()}"
+        pad_completion(body) if kind == RationaleKind.program else f"{body.strip()}{FTCOT_ANSWER_MARK}{answer.strip()}"
     )
     return [
         {"role": "user", "content": verbalised_question(question, choices)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -379,3 +380,30 @@ def test_kill_9_mid_export_leaves_nothing_under_the_final_name(
     assert process.returncode == -signal.SIGKILL
     assert not out.exists()
     assert not list(tmp_path.glob("export/*")) and not (tmp_path / "export" / "manifest.json").exists()
+
+
+SNAPSHOT_QUERIES = re.findall(
+    r"```sql\n(.*?)```", (ROOT / "docs/sql.md").read_text().split("## Snapshots", 1)[1], flags=re.DOTALL
+)
+
+
+def test_the_snapshot_examples_in_docs_sql_answer(db: Database, sandbox: Sandbox) -> None:
+    _procedural(db, sandbox, train=4, test=0)
+    with db.transaction() as session:
+        create_snapshot(session, "proc", {"tasks": ["procedural"]})
+        first = session.execute(select(SnapshotMember.rationale_id).order_by(SnapshotMember.position)).first()
+        assert first is not None
+        session.add(Label(rationale_id=first[0], verifier="x", verifier_version="later", verdict=Verdict.incorrect))
+    assert len(SNAPSHOT_QUERIES) >= 5
+    with db.read() as session:
+        answers = [
+            session.execute(sa.text(query.replace("= 1\n", f"= {first[0]}\n"))).all() for query in SNAPSHOT_QUERIES
+        ]
+        composition = session.execute(
+            sa.text("SELECT task, origin, kind, verdict, members FROM snapshot_composition ORDER BY kind")
+        ).all()
+    assert all(answers), "every example returns rows on a database with a snapshot"
+    assert [tuple(row) for row in composition] == [
+        ("procedural", "reference", "cot", "correct", 4),
+        ("procedural", "reference", "program", "correct", 4),
+    ]

@@ -2,11 +2,9 @@
 
 Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
 revision 0004 replaced, `V3` those revision 0006 replaced, `V4` the snapshot views revision 0007
-added. A definition is never edited once
-released; changing a view means adding a version (with the views that changed) and a migration
-that replaces them, so that every revision keeps rebuilding exactly what it built. `CURRENT` is
-the set at the head revision, for migrations that must drop and recreate every view around a
-SQLite table rebuild. See docs/sql.md for what each view holds.
+added. A definition is never edited once released; changing a view means adding a version (with
+the views that changed) and a migration that replaces them, so that every revision keeps
+rebuilding exactly what it built. See docs/sql.md for what each view holds.
 """
 
 from __future__ import annotations
@@ -392,9 +390,6 @@ def in_creation_order(views: dict[str, str]) -> list[tuple[str, str]]:
     which creates every view after the views it reads."""
     order = list(dict.fromkeys(name for version in VERSIONS for name, _ in version))
     return [(name, views[name]) for name in order if name in views]
-
-
-CURRENT: list[tuple[str, str]] = in_creation_order(at_version(len(VERSIONS)))
 
 
 def create_views(op: Any, views: list[tuple[str, str]]) -> None:

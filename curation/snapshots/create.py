@@ -255,7 +255,7 @@ def create_snapshot(session: Session, name: str, spec: SnapshotSpec | dict[str, 
             continue
         if training:
             report.checked_questions += 1
-            shared = len(ngrams(first.question) & index.grams)
+            shared = len(ngrams(first.question) & index.grams) if index.grams else 0
             if shared:
                 report.overlapping_questions += 1
                 if len(report.overlap_examples) < 20:

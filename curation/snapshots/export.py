@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from curation import student_prompt
 from curation.errors import CurationError
-from curation.models import Generation, Problem, Rationale, RationaleKind, Snapshot, SnapshotMember, Task
+from curation.models import Rationale, RationaleKind, Snapshot, SnapshotMember
 from curation.snapshots.create import resolve_snapshot
 from curation.snapshots.manifest import code_version
 
@@ -102,7 +102,7 @@ class _Member:
     problem_id: int
     task: str
     split: str
-    kind: RationaleKind
+    kind: str
     origin: str
     body: str
     question: str
@@ -110,27 +110,29 @@ class _Member:
     answer: str
 
 
-_MEMBER_COLUMNS = (
-    SnapshotMember.position, SnapshotMember.rationale_id, Rationale.generation_id, Generation.synthesis_run_id,
-    SnapshotMember.problem_id, Task.name, Problem.split, Rationale.kind, Rationale.origin, Rationale.body,
-    Problem.question, Problem.choices, Problem.gold_answer,
-)  # fmt: skip
+# Core SQL, not the ORM: rows come back as the driver gives them (an export is a loop over
+# millions of rows, and the ORM's per-row work would be most of its cost).
+_MEMBERS = text(
+    """
+SELECT sm.position, sm.rationale_id, ra.generation_id, g.synthesis_run_id, sm.problem_id, t.name, p.split,
+       ra.kind, ra.origin, ra.body, p.question, p.choices, p.gold_answer
+FROM snapshot_member sm
+JOIN rationale ra ON ra.id = sm.rationale_id
+JOIN problem p ON p.id = sm.problem_id
+JOIN task t ON t.id = p.task_id
+LEFT JOIN generation g ON g.id = ra.generation_id
+WHERE sm.snapshot_id = :snapshot_id
+ORDER BY sm.position"""
+)
 
 
 def _members(session: Session, snapshot: Snapshot) -> Iterator[_Member]:
-    query = (
-        select(*_MEMBER_COLUMNS)
-        .select_from(SnapshotMember)
-        .join(Rationale, Rationale.id == SnapshotMember.rationale_id)
-        .join(Problem, Problem.id == SnapshotMember.problem_id)
-        .join(Task, Task.id == Problem.task_id)
-        .outerjoin(Generation, Generation.id == Rationale.generation_id)
-        .where(SnapshotMember.snapshot_id == snapshot.id)
-        .order_by(SnapshotMember.position)
-        .execution_options(yield_per=READ_BATCH)
-    )
-    for row in session.execute(query):
-        yield _Member(*row)
+    connection = session.connection().execution_options(yield_per=READ_BATCH)
+    for row in connection.execute(_MEMBERS, {"snapshot_id": snapshot.id}):
+        position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold = row
+        if isinstance(choices, str):  # SQLite hands JSON back as text
+            choices = orjson.loads(choices)
+        yield _Member(position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold)
 
 
 # --- Rows per format ---------------------------------------------------------------------------
@@ -145,8 +147,8 @@ def _ids(m: _Member) -> dict[str, Any]:
         "position": m.position,
         "task": m.task,
         "split": m.split,
-        "kind": m.kind.value,
-        "origin": str(m.origin),
+        "kind": m.kind,
+        "origin": m.origin,
         "answer": m.answer,
     }
 
