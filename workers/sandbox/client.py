@@ -220,10 +220,11 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-            # A server that was killed could not remove its scratch directory (its children die
-            # with it: they have a parent-death signal).
+            # An unprivileged server that was killed could not remove its scratch directory (its
+            # children die with it: they have a parent-death signal). A root server's scratch space
+            # lives in its own mount namespace and is gone with it.
             scratch = self.info.get("scratch")
-            if scratch and os.path.isdir(scratch):
+            if scratch and not self.info.get("privileged") and os.path.isdir(scratch):
                 remove_tree(scratch)
         self._process = None
 

@@ -178,14 +178,20 @@ class Server:
         if self.privileged:
             privilege.check_ids(self.uid_base, self.in_flight)
         read_paths = list(dict.fromkeys([*config.get("read_paths", []), *landlock.default_read_paths()]))
-        self.base_dir = _scratch_dir()
         self.covered: list[str] = []
         self.scratch_bytes = -1
         if self.privileged:
-            # Every mount from here on is in the server's own namespace and dies with it.
+            # Every mount from here on is in the server's own namespace and dies with it. The
+            # scratch space is made inside a tmpfs covering /dev/shm there: nothing of it is ever
+            # on the host, however the server ends.
             mounts.private_namespace()
-            mounts.mount_tmpfs(self.base_dir, size=1 << 20, inodes=self.in_flight + 16)
+            root = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+            mounts.mount_tmpfs(root, size=1 << 20, inodes=self.in_flight + 16)
+            self.base_dir = os.path.join(root, "curation-sandbox")
+            os.mkdir(self.base_dir, 0o711)
             self.covered = mounts.expose(read_paths)
+        else:
+            self.base_dir = _scratch_dir()
         self.slot_dirs = [os.path.join(self.base_dir, str(slot)) for slot in range(self.in_flight)]
         for path in self.slot_dirs:
             os.mkdir(path, 0o711)
@@ -430,13 +436,7 @@ class Server:
         for pid in list(self.children):
             self._kill(pid)
         if not self.privileged:  # otherwise everything is in this namespace's tmpfs
-            for path in self.slot_dirs:
-                remove_tree(path)
-        with contextlib.suppress(OSError):
-            if self.privileged:
-                os.rmdir(self.base_dir)  # the empty directory the namespace's tmpfs covers, on the host
-            else:
-                remove_tree(self.base_dir)
+            remove_tree(self.base_dir)
 
 
 def _write_all(fd: int, data: bytes) -> None:
