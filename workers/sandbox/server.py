@@ -1,14 +1,18 @@
-"""The fork server: a lean, single-threaded process that forks one confined child per program.
+"""The fork server: a lean, single-threaded process that runs one confined child per program.
 
 Started by `Sandbox` (client.py) with a clean environment. It imports only the standard library
-and the modules named in `preload`, then serves batches: each request is a list of programs and
-their limits; it keeps up to `in_flight` children running, kills any child whose wall-clock time
-runs out (its whole process group), classifies how each one ended, and answers with one result
-per program. A child cannot reach the server: it has its own session, the server's descriptors are
-closed in it, and signals to processes outside its sandbox are refused.
+and the modules named in `preload`, prepares every rule once (the mount namespace and scratch
+tmpfs when root, one Landlock ruleset per slot, the seccomp program), forks the zygote, then
+serves batches: each request is a list of programs and their limits; it keeps up to `in_flight`
+children running, kills any child that has not exited when its deadline passes on the server's
+clock (its whole process group), classifies how each one ended, and answers with one result per
+program. Children are cloned by the zygote with the server as their parent, so the server reaps
+them and wakes on each exit (SIGCHLD through a wakeup descriptor).
 
-The server is a child subreaper, so anything a program managed to leave behind is re-parented
-here and killed when its batch ends.
+A child cannot reach the server: it runs as another user with no capabilities, the server's
+descriptors are closed in it, and the seccomp allow list refuses signals, `prlimit64` and
+scheduling calls on other processes. Nothing a child does can raise out of the server: any
+report, any exit, any tree of files becomes that program's result.
 """
 
 from __future__ import annotations
