@@ -614,15 +614,17 @@ def _classify(
 ) -> dict[str, Any]:
     """How a program ended, from what the server saw: its exit (or the deadline it passed on the
     server's clock) first, its own report last. Durations are the server's."""
-    if not payload.startswith(CONFINED):  # the program never ran
-        return _setup_failure(payload, wait_status, elapsed_ms)
     if running.timed_out:
+        # The allowance covers the child's whole life, its confinement included (about a
+        # millisecond, but on a loaded machine a child can still be starting when it ends).
         return {
             "status": "timeout",
             "error_type": "TimeoutError",
             "error_message": f"wall-clock limit reached after {elapsed_ms:.0f} ms",
             "duration_ms": elapsed_ms,
         }
+    if not payload.startswith(CONFINED):  # the program never ran
+        return _setup_failure(payload, wait_status, elapsed_ms)
     if running.overflow:
         return _killed("InvalidResult", f"wrote more than {MAX_REPORT_BYTES} bytes to the result channel", elapsed_ms)
     if os.WIFSIGNALED(wait_status):
