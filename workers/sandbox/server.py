@@ -615,8 +615,8 @@ def _classify(
     """How a program ended, from what the server saw: its exit (or the deadline it passed on the
     server's clock) first, its own report last. Durations are the server's."""
     if running.timed_out:
-        # The allowance covers the child's whole life, its confinement included (about a
-        # millisecond, but on a loaded machine a child can still be starting when it ends).
+        # Also a child still being confined when its setup allowance ran out (SETUP_SECONDS: a
+        # machine so loaded that confinement waited that long for the CPU): no sandbox failure.
         return {
             "status": "timeout",
             "error_type": "TimeoutError",
