@@ -89,14 +89,40 @@ LONG_RUNNING = 0.1
 short programs queued behind it: it keeps its whole wall-clock allowance, at the lowest priority."""
 
 
-class _Running:
-    __slots__ = ("deadline", "demoted", "index", "overflow", "payload", "slot", "started", "timed_out", "workdir")
+SETUP_SECONDS = 10.0
+"""How long a child may take to confine itself before its program starts (our code, not the
+program's: on a loaded machine it waits for the CPU). The program's own clock starts when the
+server reads the child's CONFINED byte, written just before the program runs."""
 
-    def __init__(self, index: int, slot: int, workdir: str, deadline: float, started: float) -> None:
-        self.index, self.slot, self.workdir = index, slot, workdir
-        self.deadline, self.started, self.timed_out, self.demoted = deadline, started, False, False
+
+EXIT_GRACE_SECONDS = 0.5
+"""How long past its deadline a child whose complete report is in may take to exit (see run)."""
+
+
+class _Running:
+    __slots__ = (
+        "confined", "deadline", "demoted", "graced", "index", "overflow", "payload", "slot", "started", "timed_out",
+        "wall", "workdir",
+    )  # fmt: skip
+
+    def __init__(self, index: int, slot: int, workdir: str, wall: float, spawned: float) -> None:
+        self.index, self.slot, self.workdir, self.wall = index, slot, workdir, wall
+        # Until the child says it is confined, the clock covers setup; see _read_report.
+        self.deadline, self.started = spawned + SETUP_SECONDS + wall, spawned
+        self.timed_out, self.demoted, self.confined, self.graced = False, False, False, False
         self.payload = bytearray()
         self.overflow = False
+
+    def reported(self, output_cap: int) -> bool:
+        """Whether a well-formed report has arrived (it decides nothing alone: see run)."""
+        body = bytes(self.payload[len(CONFINED) :])
+        return self.confined and not self.overflow and bool(body) and _program_report(body, output_cap) is not None
+
+    def program_started(self, now: float) -> None:
+        """The CONFINED byte arrived: the program runs from now, for its whole allowance. Written by
+        our code before the program's first instruction, so no program can move it."""
+        self.confined = True
+        self.started, self.deadline = now, now + self.wall
 
 
 class LandlockMissing(RuntimeError):
@@ -299,10 +325,20 @@ class Server:
                     # The server's clock decides: a child that has not exited by its deadline timed out.
                     if self._reap_one(pid, results, limits["max_output_bytes"]):
                         continue
+                    if not running.graced and running.reported(output_cap):
+                        # Its report is in and it is on its way out, but a demoted child on a busy
+                        # machine may wait for the CPU to exit: it gets EXIT_GRACE_SECONDS, back at
+                        # normal priority. A program that reports and goes on running is still a timeout.
+                        running.graced = True
+                        running.deadline = now + EXIT_GRACE_SECONDS
+                        with contextlib.suppress(ProcessLookupError, PermissionError):  # not root: it stays niced
+                            os.setpriority(os.PRIO_PROCESS, pid, 0)
+                        wake_at = min(wake_at, running.deadline)
+                        continue
                     running.timed_out = True
                     self._kill(pid)
                     continue
-                if not running.demoted:
+                if running.confined and not running.demoted:
                     if now - running.started >= LONG_RUNNING:
                         running.demoted = True
                         with contextlib.suppress(ProcessLookupError):
@@ -350,7 +386,7 @@ class Server:
         size = len(header) + len(limits_json) + len(directory) + len(source)
         started = time.monotonic()
         _write_all(self.zygote_requests, b"".join((struct.pack("=I", size), header, limits_json, directory, source)))
-        running = _Running(index, slot, workdir, started + limits["wall_seconds"], started)
+        running = _Running(index, slot, workdir, limits["wall_seconds"], started)
         self.spawning.append(running)  # its pid comes back from the zygote (see _spawned)
         self.by_slot[slot] = running
 
@@ -382,6 +418,8 @@ class Server:
                 if running is None or running.overflow:
                     continue  # nobody's (a dead child's leftovers) or past the cap: read and dropped
                 running.payload += chunk
+                if not running.confined and running.payload.startswith(CONFINED):
+                    running.program_started(time.monotonic())
                 if len(running.payload) > MAX_REPORT_BYTES:
                     running.overflow = True
                     del running.payload[MAX_REPORT_BYTES:]
@@ -576,15 +614,17 @@ def _classify(
 ) -> dict[str, Any]:
     """How a program ended, from what the server saw: its exit (or the deadline it passed on the
     server's clock) first, its own report last. Durations are the server's."""
-    if not payload.startswith(CONFINED):  # the program never ran
-        return _setup_failure(payload, wait_status, elapsed_ms)
     if running.timed_out:
+        # Also a child still being confined when its setup allowance ran out (SETUP_SECONDS: a
+        # machine so loaded that confinement waited that long for the CPU): no sandbox failure.
         return {
             "status": "timeout",
             "error_type": "TimeoutError",
             "error_message": f"wall-clock limit reached after {elapsed_ms:.0f} ms",
             "duration_ms": elapsed_ms,
         }
+    if not payload.startswith(CONFINED):  # the program never ran
+        return _setup_failure(payload, wait_status, elapsed_ms)
     if running.overflow:
         return _killed("InvalidResult", f"wrote more than {MAX_REPORT_BYTES} bytes to the result channel", elapsed_ms)
     if os.WIFSIGNALED(wait_status):
