@@ -89,7 +89,9 @@ class Seeder:
         tag, insert = self.tag, self.insert
         teacher = insert("model", role="teacher", backend="openai", name=f"teacher-{tag}", revision="")
         student = insert("model", role="student", backend="transformers", name=f"student-{tag}", revision="")
-        insert("model", role="teacher", backend="embedded", name="SmolLM2-135M-Instruct", revision=tag)
+        # The name the embedded teacher had at this revision (0006 renamed it).
+        embedded = "SmolLM2-135M-Instruct" if tag < "0006" else "SmolLM2-135M-Instruct-Q4_1-dequantised"
+        insert("model", role="teacher", backend="embedded", name=embedded, revision=tag)
         template = insert(
             "prompt_template", name=f"pad-{tag}", version=1, style="program", text="{{ question }}",
             content_hash=f"{tag:0<64}"[:64],
@@ -145,10 +147,15 @@ class Seeder:
         training = insert(
             "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
         )
-        insert(
+        evaluation = insert(
             "evaluation", model_id=student, training_run_id=training, task_id=task, split="test", status="completed",
-            problems=2, correct=1, unparseable=0, accuracy=0.5,
+            problems=2, correct=1, incorrect=1, unparseable=0, errors=0, executed_ok=2, accuracy=0.5,
         )  # fmt: skip
+        for problem in problems:
+            insert(
+                "rationale", problem_id=problem, evaluation_id=evaluation, model_id=student, sample_index=0,
+                kind="program", origin="student", body="def solution():\n    return 1",
+            )  # fmt: skip
         insert(
             "batch_lease", synthesis_run_id=run, batch_key=f"{tag:0<64}"[:64], holder="host/1/x", expires_at=self.now
         )
