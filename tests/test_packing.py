@@ -25,7 +25,8 @@ def _model() -> Any:
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(tiny_llama_config(512)).eval()
+    model: Any = LlamaForCausalLM(tiny_llama_config(512))
+    return model.eval()
 
 
 def _per_example_loss(model: Any, examples: list[Tokenized]) -> float:
