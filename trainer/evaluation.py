@@ -48,13 +48,13 @@ from curation.rationales import rationale_body
 from curation.repositories import models as model_repo
 from curation.repositories import problems as problem_repo
 from curation.repositories.verification import VERIFIER_BY_KIND
+from curation.student_prompt import FTCOT_STOP, student_prompt
 from curation.templates import ProblemView
-from trainer.prompting import student_prompt
 from workers.sandbox import Limits
 from workers.teachers.base import GenerationRequest, SamplingParams, Teacher
 
 STORE_BATCH = 64
-STOP = ("END",)
+STOP = (FTCOT_STOP,)
 # Which kind of rationale a student trained on an export format writes.
 KIND_OF_FORMAT = {"ftcot": RationaleKind.cot, "pad": RationaleKind.program}
 

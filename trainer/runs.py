@@ -80,7 +80,7 @@ def run_dir(run: TrainingRun, snapshot: Snapshot) -> Path:
 
 
 def _resolve_snapshot(session: Session, ref: str) -> Snapshot:
-    from curation.snapshots.create import resolve_snapshot  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from curation.snapshots.create import resolve_snapshot
 
     snapshot: Snapshot = resolve_snapshot(session, ref)
     return snapshot
@@ -153,7 +153,7 @@ def _export(db: Database, run: TrainingRun, snapshot: Snapshot, target: Path) ->
     if (target / "manifest.json").is_file():
         manifest: dict[str, Any] = json.loads((target / "manifest.json").read_text())
         return manifest
-    from curation.snapshots.export import export_snapshot  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from curation.snapshots.export import export_snapshot
 
     with db.read() as session:
         written = export_snapshot(session, f"{snapshot.name}@{snapshot.version}", str(run.config["format"]), target)

@@ -1,7 +1,7 @@
 """evaluation: incorrect, error and executed-ok counts; one student output per (evaluation, problem, sample)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 23:30:00
 
 The unique index is what lets a rerun of an evaluation add only what is missing, and two
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
