@@ -30,6 +30,15 @@ def arithmetic_examples(count: int) -> list[Example]:
     return examples
 
 
+def short_examples(count: int) -> list[Example]:
+    """Twenty of these fit a tiny model in a minute of CPU: the completion restates the count."""
+    examples = []
+    for i in range(count):
+        name, apples = NAMES[i % len(NAMES)], 3 + 7 * i % 89
+        examples.append(Example(f"{name} has {apples} apples. ###", f" {apples} apples --> {apples} END", i))
+    return examples
+
+
 def config(steps: int, **overrides: object) -> TrainConfig:
     values: dict[str, object] = {
         "max_steps": steps, "batch_size": 4, "learning_rate": 3e-3, "warmup_ratio": 0.05, "save_steps": 5,
