@@ -151,7 +151,7 @@ def _student(
         "This was a small demonstration on a CPU: a 135M teacher, a few problems, a short fine-tune. A real run:\n"
         "  curation synth --task gsm8k --split train --teacher openai:Qwen/Qwen2.5-7B-Instruct "
         "--base-url http://gpu-box:8000/v1 --template pad-program --samples 8 --temperature 0.7\n"
-        "  curation snapshot create gsm8k-pad --spec spec.yaml\n"
+        "  curation snapshot create gsm8k-pad --task gsm8k --split train --kind program\n"
         "  curation train --snapshot gsm8k-pad@1 --base-model PATH --format pad --epochs 3   # on a GPU worker\n"
         "  curation eval --model run:ID --task gsm8k --split test && curation report"
     )
