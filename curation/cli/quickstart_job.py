@@ -129,30 +129,24 @@ def run_quickstart(
 def _student(
     db: Database, run_id: int, *, train_steps: int, eval_problems: int, seed: int, echo: Callable[[str], object]
 ) -> str:
-    """Reference rationales, a snapshot of them, the bundled model evaluated before and after a
-    short fine-tune on it, and the report."""
-    from curation.references import import_procedural_references
+    """The bundled model evaluated before and after a short fine-tune on the reference CoT
+    rationales (`_references` stored and verified them), and the report."""
     from curation.settings import get_settings
     from curation.snapshots.create import create_snapshot
     from trainer.config import TrainConfig
     from trainer.evaluation import EvalSpec, evaluate
     from trainer.report import collect_report, write_plots
     from trainer.runs import create_training_run, execute_training_run
-    from workers.sandbox import Sandbox
-    from workers.verification import verify
 
     with db.transaction() as session:
-        references = import_procedural_references(session)
-    with Sandbox() as sandbox:
-        verify(db, sandbox, run_id=references.run_id)
-    with db.transaction() as session:
+        # CoT only: the student learns Fine-tune-CoT's format (quickstart-train mixes in programs).
         snapshot, created = create_snapshot(
-            session, "quickstart-references",
+            session, "quickstart-train-cot",
             {"tasks": ["procedural"], "splits": ["train"], "origins": ["reference"], "kinds": ["cot"],
              "max_per_problem": 1},
         )  # fmt: skip
         ref = f"{snapshot.name}@{snapshot.version}"
-    echo(f"snapshot {ref}: {snapshot.row_count} reference rationales ({'new' if created else 'reused'})")
+    echo(f"snapshot {ref}: {snapshot.row_count} reference CoT rationales ({'new' if created else 'reused'})")
     spec = EvalSpec(model="embedded", task="procedural", split="test", limit=eval_problems, max_new_tokens=160)
     before = evaluate(db, spec, echo=echo)
     echo(f"before training: {before.line()}")
