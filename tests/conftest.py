@@ -43,6 +43,22 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled SmolLM2-135M-Instruct as an ordinary transformers folder (converted once per session)."""
+    from workers.teachers.embedded_model import prepare_embedded_model
+
+    return prepare_embedded_model(tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_student(smollm2_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised two-layer Llama with the SmolLM2 tokenizer (tests/support/tiny_model.py)."""
+    from tests.support.tiny_model import save_tiny_student
+
+    return save_tiny_student(smollm2_folder, tmp_path_factory.mktemp("models") / "tiny-student")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test reads the developer's own database or data directory."""

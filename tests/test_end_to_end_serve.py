@@ -21,7 +21,6 @@ from curation.ingestion.service import ingest_files
 from curation.models import RunStatus
 from workers.driver import run_embedded
 from workers.synthesis import RunSpec, create_run
-from workers.teachers.embedded_model import prepare_embedded_model
 from workers.teachers.spec import TeacherSpec
 
 
@@ -29,11 +28,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_embedded_model(tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
 
 
 @pytest.fixture(scope="module")

@@ -160,10 +160,15 @@ class Seeder:
         training = insert(
             "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
         )
-        insert(
+        evaluation = insert(
             "evaluation", model_id=student, training_run_id=training, task_id=task, split="test", status="completed",
-            problems=2, correct=1, unparseable=0, accuracy=0.5,
+            problems=2, correct=1, incorrect=1, unparseable=0, errors=0, executed_ok=2, accuracy=0.5,
         )  # fmt: skip
+        for evaluated in problems:
+            insert(
+                "rationale", problem_id=evaluated, evaluation_id=evaluation, model_id=student, sample_index=0,
+                kind="program", origin="student", body="def solution():\n    return 1",
+            )  # fmt: skip
         insert(
             "batch_lease", synthesis_run_id=run, batch_key=f"{tag:0<64}"[:64], holder="host/1/x", expires_at=self.now
         )

@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from curation.cli import autoscale, db, ingest, inspect, quickstart, references, snapshot, synth, templates, verify
+from curation.cli import (
+    autoscale,
+    db,
+    evaluate,
+    ingest,
+    inspect,
+    quickstart,
+    references,
+    snapshot,
+    synth,
+    templates,
+    train,
+    verify,
+)
 from curation.cli.context import err_console, use_database_url
 from curation.errors import CurationError
 
@@ -46,6 +59,9 @@ app.command("stats")(inspect.stats)
 app.command("sql")(inspect.sql)
 app.command("views")(inspect.views)
 app.command("quickstart")(quickstart.quickstart)
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command("report")(evaluate.report)
 
 
 def main() -> None:

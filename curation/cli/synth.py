@@ -346,9 +346,9 @@ def supervise(
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues: generation, execution, verification.")] = (
-        "generation,execution,verification"
-    ),
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues: generation, execution, verification, training (GPU).")
+    ] = ("generation,execution,verification"),
     concurrency: Annotated[int, typer.Option(help="Processes (or threads) working at once.")] = 2,
     pool: Annotated[str, typer.Option(help="prefork (CPU work), threads (waiting on a teacher) or solo.")] = "prefork",
     autoscale: Annotated[str | None, typer.Option(help="MAX,MIN processes, adjusted by load (prefork).")] = None,
@@ -372,4 +372,6 @@ def worker(
     worker_id = os.environ.get(WORKER_ID_ENV)
     if hostname or worker_id:
         argv += ["-n", hostname or f"{worker_id}@%h"]
+    if "training" in names:
+        import trainer.tasks  # noqa: F401  (registers curation.train on the app)
     app.worker_main(argv)

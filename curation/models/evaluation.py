@@ -13,8 +13,10 @@ from curation.models.training_run import TrainingStatus
 class Evaluation(Base):
     """A model scored on a task split with one decoding method (greedy, beam, step-verified, ...).
 
-    The student's outputs are rationales pointing here, labelled by the same verifiers as teacher
-    output; the counts below are their summary.
+    The student's outputs are rationales pointing here (origin `student`, one per problem and
+    sample), labelled by the same verifiers as teacher output; the counts below are their summary:
+    `correct + incorrect + unparseable + errors == problems` once it is complete, `accuracy` is
+    `correct / problems`, and `executed_ok` (programs only) counts the programs that ran to a value.
     """
 
     __tablename__ = "evaluation"
@@ -30,7 +32,10 @@ class Evaluation(Base):
     )
     problems: Mapped[int] = mapped_column(Integer, default=0)
     correct: Mapped[int] = mapped_column(Integer, default=0)
+    incorrect: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     unparseable: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    executed_ok: Mapped[int | None] = mapped_column(Integer)
     accuracy: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[CreatedAt]
     finished_at: Mapped[datetime | None]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import ForeignKey, Integer, Text
+from sqlalchemy import ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from curation.db.base import Base, CreatedAt, IdPk, IdType, str_enum
@@ -32,6 +32,8 @@ class Rationale(Base):
     """
 
     __tablename__ = "rationale"
+    # A student's output per (evaluation, problem, sample): a rerun adds only what is missing.
+    __table_args__ = (Index(None, "evaluation_id", "problem_id", "sample_index", unique=True),)
 
     id: Mapped[IdPk]
     problem_id: Mapped[int] = mapped_column(IdType, ForeignKey("problem.id"), index=True)

@@ -21,6 +21,7 @@ DEFAULT_WORKER_RATES: dict[str, float] = {
     Queue.generation: 0.5,  # waits on the teacher
     Queue.execution: 10.0,  # sandboxed programs, a few ms to a few s each
     Queue.verification: 20.0,  # answer checks and label inserts
+    Queue.training: 1 / 3600,  # a fine-tuning run takes its GPU worker for an hour or so
 }
 FALLBACK_WORKER_RATE = 1.0
 
