@@ -46,12 +46,17 @@ class LineSource(Protocol):
 
 
 class _Sampler:
-    """A LogitsProcessor: picks each row's token (greedy at T = 0) and records its log-probability."""
+    """A LogitsProcessor: picks each row's token (greedy at T = 0) and records its log-probability.
+    With `ends_line` (a vocabulary mask of tokens holding a newline) it also marks the rows whose
+    line just ended, for `_Done` to stop (transformers' stop_strings re-reads the whole vocabulary
+    on every call, which costs more than the generation of one line)."""
 
-    def __init__(self, torch: Any, temperature: float, seed: int) -> None:
+    def __init__(self, torch: Any, temperature: float, seed: int, ends_line: Any = None) -> None:
         self._torch = torch
         self._temperature = temperature
         self._generator = torch.Generator(device="cpu").manual_seed(seed)
+        self._ends_line = ends_line
+        self.done: Any = None
         self.picked: list[Any] = []  # per step: (token ids, log-probabilities), each of shape (batch,)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -64,8 +69,32 @@ class _Sampler:
         else:
             choice = torch.argmax(logprobs, dim=-1)
         self.picked.append((choice.cpu(), logprobs.gather(1, choice[:, None])[:, 0].cpu()))
+        if self._ends_line is not None:
+            ended = self._ends_line[choice]
+            self.done = ended if self.done is None else self.done | ended
         one_hot = torch.full_like(scores, float("-inf"))
         return one_hot.scatter(1, choice[:, None], 0.0)
+
+
+class _Done:
+    """A StoppingCriteria: rows whose line ended (see _Sampler), or whose text holds a stop string."""
+
+    def __init__(self, sampler: _Sampler, tokenizer: Any, prompt_length: int, stop: tuple[str, ...]) -> None:
+        self._sampler = sampler
+        self._tokenizer = tokenizer
+        self._prompt_length = prompt_length
+        self._stop = stop
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if self._sampler.done is not None:
+            return self._sampler.done.clone()
+        flags = []
+        for row in input_ids[:, self._prompt_length :][:, -16:].tolist():
+            tail = self._tokenizer.decode(row)
+            flags.append(any(s in tail for s in self._stop))
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
 
 
 class TransformersLineSource:
@@ -93,6 +122,10 @@ class TransformersLineSource:
         self.batch_size = batch_size
         self.generated_tokens = 0
         self.calls = 0
+        vocabulary = int(model.get_output_embeddings().weight.shape[0])
+        pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        mask = [("\n" in piece) for piece in pieces] + [False] * max(0, vocabulary - len(pieces))
+        self._ends_line = torch.tensor(mask[:vocabulary], dtype=torch.bool, device=model.device)
 
     @classmethod
     def from_pretrained(cls, path: str, *, device: str = "auto", **options: Any) -> TransformersLineSource:
@@ -140,12 +173,11 @@ class TransformersLineSource:
         lines: bool,
         max_new: int,
     ) -> list[Continuation]:
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         torch = self._torch
         encoded = self.tokenizer(list(contexts), return_tensors="pt", padding=True).to(self.model.device)
-        sampler = _Sampler(torch, temperature, seed)
-        stop_strings = ["\n"] if lines else list(stop)
+        sampler = _Sampler(torch, temperature, seed, self._ends_line if lines else None)
         options: dict[str, Any] = {
             "max_new_tokens": max_new,
             "do_sample": False,
@@ -157,8 +189,9 @@ class TransformersLineSource:
             "top_p": None,
             "top_k": None,
         }
-        if stop_strings:
-            options.update(stop_strings=stop_strings, tokenizer=self.tokenizer)
+        if lines or stop:
+            done = _Done(sampler, self.tokenizer, encoded["input_ids"].shape[1], stop)
+            options["stopping_criteria"] = StoppingCriteriaList([done])
         with torch.inference_mode():
             output = self.model.generate(**encoded, **options)
         self.calls += 1
