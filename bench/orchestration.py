@@ -2,7 +2,7 @@
 
     python bench/orchestration.py [--sizes 1000,10000,100000] [--modes embedded,celery] [--kinds cot,program]
 
-The teacher is a zero-latency OpenAI-compatible responder (workers/teachers/stub_server.py) in a
+The teacher is a zero-latency OpenAI-compatible responder (tests/support/stub_server.py) in a
 process of its own: whatever time a generation takes is the system's (HTTP client, storing the
 generation and its rationale, sending follow-ups, execution for programs, verification, the
 label). Problems are procedural; D = 1; the stub answers CoT text ending "The answer is 42." or a
@@ -40,17 +40,18 @@ from curation.db.session import Database  # noqa: E402
 from curation.ingestion.service import ingest_procedural  # noqa: E402
 from curation.models import TemplateStyle  # noqa: E402
 from curation.templates import add_template  # noqa: E402
+from tests.support.stub_server import PROGRAM_TEXT  # noqa: E402
 from workers.driver import progress_of, run_embedded, wait_distributed  # noqa: E402
 from workers.sandbox import Limits, Sandbox  # noqa: E402
-from workers.synthesis import RunSpec, TeacherSpec, create_run, start_run  # noqa: E402
-from workers.teachers.stub_server import PROGRAM_TEXT  # noqa: E402
+from workers.synthesis import RunSpec, create_run, start_run  # noqa: E402
+from workers.teachers.spec import TeacherSpec  # noqa: E402
 
 COT_TEMPLATE = "Q: {{ question }}\nA:"
 
 
 def start_stub(kind: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers.teachers.stub_server", "--mode", kind, "--print-url"],
+        [sys.executable, "-m", "tests.support.stub_server", "--mode", kind, "--print-url"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None

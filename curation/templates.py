@@ -38,6 +38,7 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from curation import student_prompt
 from curation.answers.triggers import stage_two_trigger
 from curation.errors import CurationError, InputError, NotFoundError
 from curation.models import AnswerType, PromptTemplate, TemplateStyle
@@ -129,9 +130,8 @@ def default_stop(style: TemplateStyle) -> tuple[str, ...]:
 
 
 def choices_text(choices: list[dict[str, str]] | None) -> str:
-    if not choices:
-        return ""
-    return " Answer choices: " + ", ".join(f"({c['label']}) {c['text']}" for c in choices) + "."
+    # Teachers see the options as students do (Fine-tune-CoT's verbalisation).
+    return student_prompt.choices_text(choices)
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,8 @@ def add_template(
     session: Session, *, name: str, style: TemplateStyle, text: str, answer_text: str | None = None
 ) -> PromptTemplate:
     """Store a template (a new version of `name` if its content is new), after a trial rendering."""
+    if style is TemplateStyle.reference:
+        raise CurationError("reference templates are written by `curation references`, not added as prompts")
     if style is TemplateStyle.zero_shot_cot and answer_text is None:
         raise CurationError("a zero-shot-CoT template needs its second stage (--answer-file)")
     row = PromptTemplate(name=name, version=0, style=style, text=text, answer_text=answer_text, content_hash="")
@@ -276,6 +278,8 @@ def resolve_template(session: Session, name: str, version: int | None = None) ->
         query.where(PromptTemplate.version == version) if version else query.order_by(PromptTemplate.version.desc())
     )
     row = session.execute(query.limit(1)).scalar_one_or_none()
+    if row is not None and row.style is TemplateStyle.reference:
+        raise CurationError(f"template {name!r} names where reference rationales come from; it is no prompt")
     if row is not None:
         return row
     known = ", ".join(sorted(set(BUILT_IN) | set(session.execute(select(PromptTemplate.name).distinct()).scalars())))

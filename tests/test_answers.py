@@ -266,6 +266,29 @@ def test_numbers_that_are_not_answers(text: str, expected: str | None) -> None:
     assert extract_cot_answer(text, N).answer == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "answer_output", "expected"),
+    [
+        ("So she has three left. The answer is three.", None, "3"),
+        ("Therefore, the answer (arabic numerals) is twenty-five.", None, "25"),
+        ("The answer is One hundred and five apples.", None, "105"),
+        ("Answer: two million five thousand", None, "2005000"),
+        ("The answer is minus twelve degrees.", None, "-12"),
+        ("He paid $40.", " forty dollars.", "40"),
+        ("The answer is 3 (three).", None, "3"),
+        # Words of the sentence, not counts: the digits that follow decide, or nothing does.
+        ("The answer is one of the 4 boxes.", None, "4"),
+        ("The answer is two-thirds.", None, None),
+        ("The answer is five three.", None, None),
+        ("The answer is none.", None, None),
+        # Outside an answer, words are the story: the last digits count, never "one day".
+        ("One day she bought 4 pens and two pencils.", None, "4"),
+    ],
+)
+def test_numbers_in_words_after_a_marker(text: str, answer_output: str | None, expected: str | None) -> None:
+    assert extract_cot_answer(text, N, answer_output=answer_output).answer == expected
+
+
 def test_random_hostile_outputs_never_raise() -> None:
     """Random strings over the characters that matter to number parsing and the markers."""
     rng = random.Random(1)

@@ -40,21 +40,28 @@ from typer.testing import CliRunner
 
 from curation.cli.autoscale import autoscale
 from tests.conftest import ROOT, unavailable
-from workers import autoscale as scaling
-from workers.autoscale import (
-    Autoscaler,
+from workers.autoscale import pool as worker_pool
+from workers.autoscale.keda import keda_manifests, redacted_url, write_manifests
+from workers.autoscale.loop import Autoscaler
+from workers.autoscale.measure import QueueObservation, Throughput, estimate_throughput, measure
+from workers.autoscale.metrics import (
+    BUCKET_SECONDS,
+    COMPLETIONS_TTL_SECONDS,
+    TOTAL_TTL_SECONDS,
+    WORKER_ID_ENV,
+    record_completed,
+    worker_identity,
+)
+from workers.autoscale.policy import (
+    DEFAULT_WORKER_RATES,
     Decision,
-    LocalWorkerPool,
-    ManagedWorker,
-    QueueObservation,
     QueueState,
     ScalingPolicy,
     decide,
-    estimate_throughput,
-    keda_manifests,
-    measure,
-    record_completed,
+    default_policies,
 )
+from workers.autoscale.pool import LocalWorkerPool, ManagedWorker, WorkerCommand, process_start_ticks
+from workers.autoscale.state_file import AutoscalerBusy, load_state, save_state, state_lock
 from workers.queues import Queue
 
 NOW = 1_700_000_000.0
@@ -265,7 +272,7 @@ def test_throughput_per_worker_is_not_diluted_by_workers_that_started_or_stopped
 
 
 def test_throughput_of_nothing_is_unknown() -> None:
-    assert estimate_throughput({}, 1000.0) == scaling.Throughput(0.0, None, 0)
+    assert estimate_throughput({}, 1000.0) == Throughput(0.0, None, 0)
     old = {100: {"w": 50}}  # long before the window
     assert estimate_throughput(old, 1000.0).per_worker is None
 
@@ -350,7 +357,7 @@ def simulate(
                 worker.unfinished -= int(worker.unfinished)
                 backlog -= done
                 completed += done
-                buckets[int(now // scaling.BUCKET_SECONDS)][worker.name] += done
+                buckets[int(now // BUCKET_SECONDS)][worker.name] += done
         if backlog == 0 and run.drained_at is None and completed:
             run.drained_at = now + 1
     return run
@@ -526,8 +533,8 @@ def test_completions_are_kept_under_the_prefix_and_expire(client: redis.Redis) -
     keys = sorted(client.keys("*"))
     assert keys == [b"curation:autoscale:completed:execution:200", b"curation:autoscale:completed_total:execution"]
     assert client.hgetall(keys[0]) == {b"w": b"3"}
-    assert 0 < client.ttl(keys[0]) <= scaling.COMPLETIONS_TTL_SECONDS
-    assert 0 < client.ttl(keys[1]) <= scaling.TOTAL_TTL_SECONDS
+    assert 0 < client.ttl(keys[0]) <= COMPLETIONS_TTL_SECONDS
+    assert 0 < client.ttl(keys[1]) <= TOTAL_TTL_SECONDS
     with pytest.raises(ValueError):
         record_completed(client, "execution", -1)
 
@@ -540,21 +547,21 @@ def test_a_completion_that_cannot_be_recorded_does_not_fail_the_task(caplog: pyt
 
 
 def test_worker_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(scaling.WORKER_ID_ENV, "generation-1@host")
-    assert scaling.worker_identity() == "generation-1@host"
-    monkeypatch.delenv(scaling.WORKER_ID_ENV)
+    monkeypatch.setenv(WORKER_ID_ENV, "generation-1@host")
+    assert worker_identity() == "generation-1@host"
+    monkeypatch.delenv(WORKER_ID_ENV)
     # Outside a Celery task: this process. Inside one: the Celery node, shared by its pool's children.
     monkeypatch.setitem(sys.modules, "celery", SimpleNamespace(current_task=None))
-    assert scaling.worker_identity() == f"{socket.gethostname()}:{os.getpid()}"
+    assert worker_identity() == f"{socket.gethostname()}:{os.getpid()}"
     task = SimpleNamespace(request=SimpleNamespace(hostname="celery@pod-7"))
     monkeypatch.setitem(sys.modules, "celery", SimpleNamespace(current_task=task))
-    assert scaling.worker_identity() == "celery@pod-7"
+    assert worker_identity() == "celery@pod-7"
 
 
 @pytest.mark.redis
 def test_an_autoscaler_step_measures_and_decides_every_queue(client: redis.Redis) -> None:
     client.rpush("verification", *[b"{}"] * 4000)
-    policies = scaling.default_policies(list(Queue), target_seconds=100, max_workers=3, startup_seconds=0)
+    policies = default_policies(list(Queue), target_seconds=100, max_workers=3, startup_seconds=0)
     step = Autoscaler(client, policies).step()
     desired = {decision.queue: decision.desired for decision in step.decisions}
     assert desired == {"generation": 0, "execution": 0, "verification": 2}  # 4,000 in 100 s at 20/s each
@@ -569,9 +576,7 @@ def _documents(manifests: dict[str, str]) -> dict[str, Any]:
 
 
 def test_keda_scaled_objects_carry_the_sizing_and_no_password() -> None:
-    policies = scaling.default_policies(
-        ["generation", "execution"], target_seconds=1800, min_workers=1, max_workers=40
-    )
+    policies = default_policies(["generation", "execution"], target_seconds=1800, min_workers=1, max_workers=40)
     manifests = keda_manifests(
         "redis://curation:s3cret@redis.example:6380/3",
         policies,
@@ -629,8 +634,8 @@ def test_keda_scaled_objects_carry_the_sizing_and_no_password() -> None:
 def test_keda_manifests_are_deterministic_and_follow_the_url(tmp_path: Path) -> None:
     policies: dict[str, ScalingPolicy] = {Queue.verification: ScalingPolicy(target_seconds=60)}
     args = ("rediss://[::1]/0", policies, {"verification": 0.001})
-    first = scaling.write_manifests(tmp_path / "a", keda_manifests(*args))
-    second = scaling.write_manifests(tmp_path / "b", keda_manifests(*args))
+    first = write_manifests(tmp_path / "a", keda_manifests(*args))
+    second = write_manifests(tmp_path / "b", keda_manifests(*args))
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     [path] = first
     trigger = yaml.safe_load(path.read_text())["spec"]["triggers"][0]
@@ -646,11 +651,11 @@ def test_keda_manifests_are_deterministic_and_follow_the_url(tmp_path: Path) -> 
 
 def test_the_example_manifests_in_deploy_are_the_writers_output() -> None:
     # The inputs deploy/keda/README.md gives for them.
-    policies = scaling.default_policies(list(Queue), target_seconds=3600, max_workers=20)
+    policies = default_policies(list(Queue), target_seconds=3600, max_workers=20)
     manifests = keda_manifests(
         "redis://:example-password@redis:6379/0",
         policies,
-        scaling.DEFAULT_WORKER_RATES,
+        DEFAULT_WORKER_RATES,
         rate_sources=dict.fromkeys(policies, "assumed"),
         polling_interval=15,
     )
@@ -659,8 +664,8 @@ def test_the_example_manifests_in_deploy_are_the_writers_output() -> None:
 
 
 def test_redacted_url_hides_the_password() -> None:
-    assert scaling.redacted_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
-    assert scaling.redacted_url("redis://host:1/0") == "redis://host:1/0"
+    assert redacted_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+    assert redacted_url("redis://host:1/0") == "redis://host:1/0"
 
 
 # --- The local pool, with a stand-in for `curation worker` -----------------------------------------
@@ -674,7 +679,7 @@ time.sleep(120)
 """
 
 
-def stand_in(kind: str = "obliging") -> scaling.WorkerCommand:
+def stand_in(kind: str = "obliging") -> WorkerCommand:
     def command(queue: str, concurrency: int) -> list[str]:
         return [sys.executable, "-c", STAND_IN, kind, queue, str(concurrency)]
 
@@ -775,10 +780,8 @@ def test_a_later_pool_adopts_only_live_processes_it_can_prove_it_started(
         {**worker.as_record(), "worker_id": "gone", "pid": exited.pid},
     ]
     state_file = tmp_path / "state.json"
-    scaling.save_state(
-        state_file, {"generation": QueueState(deadline=5.0)}, [ManagedWorker.from_record(r) for r in records]
-    )
-    states, adopted = scaling.load_state(state_file)
+    save_state(state_file, {"generation": QueueState(deadline=5.0)}, [ManagedWorker.from_record(r) for r in records])
+    states, adopted = load_state(state_file)
     assert states == {"generation": QueueState(deadline=5.0)}
 
     second = LocalWorkerPool(stand_in(), adopt=adopted)
@@ -797,9 +800,9 @@ def test_a_later_pool_adopts_only_live_processes_it_can_prove_it_started(
 
 def test_the_state_lock_keeps_out_a_second_autoscaler(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    with scaling.state_lock(path), pytest.raises(scaling.AutoscalerBusy), scaling.state_lock(path):
+    with state_lock(path), pytest.raises(AutoscalerBusy), state_lock(path):
         pass
-    with scaling.state_lock(path):  # released
+    with state_lock(path):  # released
         pass
 
 
@@ -865,7 +868,7 @@ def test_the_command_prints_a_table_and_writes_keda_manifests(
 def test_the_command_applies_decisions_to_local_workers_across_runs(
     redis_url: str, client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scaling, "curation_worker_command", stand_in())
+    monkeypatch.setattr(worker_pool, "curation_worker_command", stand_in())
     state_file = tmp_path / "state.json"
     common = ["--broker-url", redis_url, "--queue", "generation", "--apply", "--once", "--state-file", str(state_file)]
     client.rpush("generation", *[b"{}"] * 500)
@@ -895,13 +898,13 @@ def test_the_command_applies_decisions_to_local_workers_across_runs(
         second = curation_autoscale(*common, "--cooldown", "0")
         assert second.count("stopping generation-") == 3
         for record in started:
-            wait_until(partial(lambda pid: scaling.process_start_ticks(pid) is None, record["pid"]))
+            wait_until(partial(lambda pid: process_start_ticks(pid) is None, record["pid"]))
         third = curation_autoscale(*common, "--cooldown", "0")
         assert third.count(" stopped") == 3
         assert json.loads(state_file.read_text())["workers"] == []
     finally:
         for record in started:
-            if scaling.process_start_ticks(record["pid"]) == record["start_ticks"]:
+            if process_start_ticks(record["pid"]) == record["start_ticks"]:
                 os.kill(record["pid"], signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):  # reaped already
                 os.waitpid(record["pid"], 0)

@@ -36,15 +36,16 @@ from curation.ingestion.service import ingest_procedural
 from curation.models import RunStatus
 from curation.settings import Settings
 from tests.conftest import ROOT, PostgresFactory, unavailable
+from tests.support.stub_server import Fault, Rule, StubServer, program_reply
 from workers.broker_messages import BrokerMessage, read_messages
 from workers.celery_app import celery_config
 from workers.dispatch import CeleryDispatcher
 from workers.driver import progress_of, wait_distributed
 from workers.queues import Queue
 from workers.sandbox import Limits
-from workers.synthesis import GENERATE, RunSpec, TeacherSpec, create_run, start_run
+from workers.synthesis import GENERATE, RunSpec, create_run, start_run
 from workers.tasks import ROUTES
-from workers.teachers.stub_server import Fault, Rule, StubServer, program_reply
+from workers.teachers.spec import TeacherSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from curation.cli.quickstart_job import quickstart_run
 from curation.db.session import Database
 from curation.errors import InputError
 from curation.ingestion.formats import ColumnMapping
@@ -21,12 +22,12 @@ from curation.ingestion.readers import read_json_records
 from curation.ingestion.service import ingest_files, ingest_procedural
 from curation.ingestion.splits import default_purpose, named_split
 from curation.models import AnswerType, Problem, RunStatus, SplitPurpose, SynthesisRun
-from curation.quickstart import quickstart_run
 from tests.conftest import ROOT
 from workers.sandbox import Limits
-from workers.synthesis import RunSpec, TeacherSpec, create_run
+from workers.synthesis import RunSpec, create_run
 from workers.teachers.base import GenerationRequest, SamplingParams
 from workers.teachers.embedded_model import MODEL_NAME, embedded_teacher_spec
+from workers.teachers.spec import TeacherSpec
 
 
 def curation(*args: str, url: str) -> subprocess.CompletedProcess[str]:

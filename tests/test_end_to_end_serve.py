@@ -20,8 +20,9 @@ from curation.db.session import Database
 from curation.ingestion.service import ingest_files
 from curation.models import RunStatus
 from workers.driver import run_embedded
-from workers.synthesis import RunSpec, TeacherSpec, create_run
+from workers.synthesis import RunSpec, create_run
 from workers.teachers.embedded_model import prepare_embedded_model
+from workers.teachers.spec import TeacherSpec
 
 
 def _free_port() -> int:

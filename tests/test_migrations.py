@@ -24,6 +24,10 @@ EXPECTED_VIEWS = {
     "execution_error_breakdown",
     "rationale_lineage",
     "refinement_outcome",
+    "snapshot_summary",
+    "snapshot_composition",
+    "snapshot_source_run",
+    "rationale_snapshot",
 }
 
 

@@ -6,7 +6,8 @@ synthesis run with generations, rationales, executions, labels, a refinement, a 
 training run, an evaluation, a batch lease), into whichever tables and columns that revision
 has. Then it steps down one revision and up again, comparing every table's row count: a step
 keeps every row of the tables that exist on both sides. At the head it checks what the data
-migrations filled in (0006: the labelled counter of runs labelled before 0003 added it).
+migrations filled in (0006: the labelled counter of runs labelled before 0003 added it; 0007:
+every snapshot sealed and guarded by the database).
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class Seeder:
         tag, insert = self.tag, self.insert
         teacher = insert("model", role="teacher", backend="openai", name=f"teacher-{tag}", revision="")
         student = insert("model", role="student", backend="transformers", name=f"student-{tag}", revision="")
-        insert("model", role="teacher", backend="embedded", name="SmolLM2-135M-Instruct", revision=tag)
+        # The embedded teacher's name as each revision writes it (0006 renamed it).
+        embedded = "SmolLM2-135M-Instruct-Q4_1-dequantised" if tag >= "0006" else "SmolLM2-135M-Instruct"
+        insert("model", role="teacher", backend="embedded", name=embedded, revision=tag)
         template = insert(
             "prompt_template", name=f"pad-{tag}", version=1, style="program", text="{{ question }}",
             content_hash=f"{tag:0<64}"[:64],
@@ -136,12 +139,24 @@ class Seeder:
             kind="program", origin="refinement", body="fixed", feedback="NameError",
         )  # fmt: skip
         insert("label", rationale_id=refined, verifier="program", verifier_version="1", verdict="correct")
+        if tag >= "0007":  # reference rationales (a downgrade keeps them, as teacher rationales)
+            insert(
+                "rationale", problem_id=problems[0], model_id=teacher, sample_index=0, kind="cot",
+                origin="reference", body="1 + 0 = 1.",
+            )  # fmt: skip
         snapshot = insert(
             "snapshot", name=f"snapshot-{tag}", version=1, spec={"runs": [run]}, export_format="jsonl",
-            content_sha256="f" * 64, row_count=2,
+            content_sha256="f" * 64, row_count=2, kind="training",
         )  # fmt: skip
+        # As a snapshot is made: unsealed, its members, then sealed (from 0007 the triggers refuse
+        # members added to a sealed snapshot).
         for position, rationale in enumerate(rationales[:2]):
-            insert("snapshot_member", snapshot_id=snapshot, rationale_id=rationale, position=position)
+            insert(
+                "snapshot_member", snapshot_id=snapshot, rationale_id=rationale, position=position,
+                problem_id=problems[0], content_sha256="e" * 64,
+            )  # fmt: skip
+        if "sealed" in sa.Table("snapshot", self.metadata, autoload_with=self.connection).c:
+            self.connection.execute(sa.text("UPDATE snapshot SET sealed = TRUE WHERE id = :id"), {"id": snapshot})
         training = insert(
             "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
         )
@@ -196,4 +211,10 @@ def test_every_migration_keeps_the_rows_it_finds_up_and_down(empty_db: Database)
         "every run labelled before 0003 counted its labels at 0006"
     )
     assert embedded == [("SmolLM2-135M-Instruct-Q4_1-dequantised",)]
+
+    with db.engine.connect() as connection:
+        unsealed = connection.execute(sa.text("SELECT COUNT(*) FROM snapshot WHERE NOT sealed")).scalar_one()
+        assert unsealed == 0, "0007 seals the snapshots made before it"
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM snapshot_member"))
     db.dispose()

@@ -27,9 +27,10 @@ from workers.celery_app import TRANSIENT, celery_config
 from workers.dispatch import InlineDispatcher
 from workers.driver import progress_of, run_embedded
 from workers.runtime import Runtime
-from workers.synthesis import RunSpec, TeacherSpec, create_run, generate_batch, start_run
+from workers.synthesis import RunSpec, create_run, generate_batch, start_run
 from workers.tasks import TASKS
 from workers.teachers.base import Completion, GenerationRequest, GenerationResult, SamplingParams
+from workers.teachers.spec import TeacherSpec
 
 
 def _setup(db: Database, *, problems: int = 8, batch_size: int = 8) -> tuple[int, list[int]]:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from workers.teachers.stub_server import (
+from tests.support.stub_server import (
     COT_TEXT,
     PROGRAM_TEXT,
     Fault,
@@ -390,7 +390,7 @@ def test_a_broken_plan_answers_500_and_fails_the_with_block() -> None:
 
 
 def test_process_mode_prints_its_url_and_serves_until_terminated() -> None:
-    command = [sys.executable, "-m", "workers.teachers.stub_server", "--port", "0", "--mode", "program", "--print-url"]
+    command = [sys.executable, "-m", "tests.support.stub_server", "--port", "0", "--mode", "program", "--print-url"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

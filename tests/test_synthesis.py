@@ -28,13 +28,13 @@ from workers.synthesis import (
     EXECUTE,
     GENERATE,
     RunSpec,
-    TeacherSpec,
     create_run,
     generate_batch,
     resume_run,
     start_run,
 )
 from workers.tasks import TASKS
+from workers.teachers.spec import TeacherSpec
 
 
 def _setup(db: Database, *, problems: int = 30, template: str = "pad-program", samples: int = 2, **spec: Any) -> int:

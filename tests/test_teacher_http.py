@@ -12,9 +12,9 @@ import pytest
 
 from curation.errors import CurationError
 from curation.templates import Prompt
+from tests.support.stub_server import Fault, Rule, StubServer, by_prompt, fixed
 from workers.teachers.base import GenerationRequest, GenerationResult, SamplingParams
 from workers.teachers.openai_http import HttpTeacherConfig, OpenAICompatibleTeacher
-from workers.teachers.stub_server import Fault, Rule, StubServer, by_prompt, fixed
 
 FAST_RETRIES = {"max_attempts": 4, "backoff_base": 0.01, "backoff_max": 0.05, "request_timeout": 5.0}
 

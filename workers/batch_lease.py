@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from curation.db.base import utc_now
 from curation.db.session import Database
 from curation.repositories import leases
-from workers.dispatch import Deferred
+from workers.task_contract import Deferred
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the broker holds: messages waiting in the queues, and messages delivered to a worker and not
 yet acknowledged, each decoded into the task and arguments it carries.
 
-Read from kombu's Redis structures (the key names are in workers/autoscale.py): a queue's lists
+Read from kombu's Redis structures (the key names are in workers/autoscale/measure.py): a queue's lists
 hold its waiting messages, JSON envelopes whose body is base64-encoded JSON `[args, kwargs,
 embed]` (Celery's message protocol 2); the hash `unacked` holds each delivered message (delivery
 tag -> `[envelope, exchange, routing key]`) and the sorted set `unacked_index` when it was
@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from workers.autoscale import KOMBU_PRIORITY_SEPARATOR, KOMBU_UNACKED_KEY, queue_lists
+from workers.autoscale.measure import KOMBU_PRIORITY_SEPARATOR, KOMBU_UNACKED_KEY, queue_lists
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from curation.db.session import Database
 from curation.settings import Settings, get_settings
-from workers.autoscale import record_completed
-from workers.dispatch import CeleryDispatcher, Deferred
+from workers.autoscale.metrics import record_completed
+from workers.dispatch import CeleryDispatcher
 from workers.queues import Queue
 from workers.runtime import Runtime
 from workers.sandbox.client import SandboxError
 from workers.synthesis import EXECUTE, GENERATE, VERIFY
+from workers.task_contract import Deferred
 from workers.tasks import ROUTES, TASKS
 
 TRANSIENT: tuple[type[BaseException], ...] = (

@@ -11,32 +11,14 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from workers.runtime import Runtime
+from workers.runtime import Runtime
+from workers.task_contract import Deferred, TaskFunction
 
 log = logging.getLogger(__name__)
-
-
-class Deferred(Exception):
-    """A task that cannot run now because another task is doing its work; `retry_in` seconds later
-    it may find that work done, or free to take. Celery retries it then; in embedded mode it is
-    dropped, since the other task is in another process that will finish it (or whose claim will run
-    out, after which a resume sends it again)."""
-
-    def __init__(self, message: str, retry_in: float) -> None:
-        super().__init__(message)
-        self.retry_in = retry_in
-
-
-class Dispatcher(Protocol):
-    def send(self, task: str, *args: Any) -> None: ...
-
-
-TaskFunction = Callable[..., Any]
 
 
 class InlineDispatcher:

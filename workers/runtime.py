@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from curation.db.session import Database
 from curation.errors import NotFoundError
 from curation.models import LanguageModel
+from curation.settings import get_settings
+from workers.sandbox import Sandbox
+from workers.task_contract import Dispatcher
+from workers.teachers.base import Teacher
+from workers.teachers.registry import build_teacher
 
-if TYPE_CHECKING:
-    from workers.dispatch import Dispatcher
-    from workers.sandbox import Sandbox
-    from workers.teachers.base import Teacher
-
-TeacherFactory = Callable[[LanguageModel, "dict[str, Any] | None"], "Teacher"]
+TeacherFactory = Callable[[LanguageModel, dict[str, Any] | None], Teacher]
 """Builds a teacher from its model row and a run's connection options (see teachers/registry.py)."""
 
 
@@ -48,9 +48,6 @@ class Runtime:
         thread = threading.get_ident()
         with self._lock:
             if thread not in self._sandboxes:
-                from curation.settings import get_settings
-                from workers.sandbox import Sandbox
-
                 self._sandboxes[thread] = Sandbox(
                     in_flight=self._sandbox_in_flight, landlock=get_settings().sandbox_landlock
                 )
@@ -70,8 +67,6 @@ class Runtime:
             if self._teacher_factory is not None:
                 teacher = self._teacher_factory(model, options)
             else:
-                from workers.teachers.registry import build_teacher
-
                 teacher = build_teacher(model, options)
             self._teachers[key] = teacher
             return teacher

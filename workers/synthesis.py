@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,13 +56,13 @@ from curation.repositories import verification as verification_repo
 from curation.settings import get_settings
 from curation.templates import CompiledTemplate, ProblemView, Prompt, default_stop, resolve_template
 from workers.batch_lease import Lease, batch_key, known_dead
+from workers.runtime import Runtime
 from workers.sandbox import Limits
+from workers.task_contract import Dispatcher
 from workers.teachers.base import GenerationRequest, GenerationResult, SamplingParams
 from workers.teachers.registry import OPENAI
-
-if TYPE_CHECKING:
-    from workers.dispatch import Dispatcher
-    from workers.runtime import Runtime
+from workers.teachers.spec import TeacherSpec
+from workers.verification import check_batch
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,6 @@ FLUSH_SIZE = 256
 FLUSH_SECONDS = 0.25
 # Kojima et al. extract the answer greedily, and it is short.
 ANSWER_STAGE = {"temperature": 0.0, "max_tokens": 32}
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """How to reach a teacher: backend ("embedded", "openai", "transformers") and model name or path;
-    `parameters` holds the connection options (base_url, api, api_key_env, concurrency, ...), which
-    are stored with the run, not the model."""
-
-    backend: str
-    name: str
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -624,8 +613,6 @@ def _resend_followups(
 
 def execute_task(runtime: Runtime, run_id: int, rationale_ids: Sequence[int]) -> int:
     """Run the programs in the sandbox and store their executions with their labels."""
-    from workers.verification import check_batch
-
     with runtime.db.read() as session:
         context = _context(session, run_repo.get_run(session, run_id))
     return check_batch(runtime.db, runtime.sandbox(), rationale_ids, context.limits, context.verifier_version).labelled
@@ -633,8 +620,6 @@ def execute_task(runtime: Runtime, run_id: int, rationale_ids: Sequence[int]) ->
 
 def verify_task(runtime: Runtime, run_id: int, rationale_ids: Sequence[int]) -> int:
     """Label rationales that need no execution (CoT), or whose programs have run already."""
-    from workers.verification import check_batch
-
     with runtime.db.read() as session:
         context = _context(session, run_repo.get_run(session, run_id))
     return check_batch(runtime.db, None, rationale_ids, context.limits, context.verifier_version).labelled

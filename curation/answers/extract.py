@@ -30,7 +30,9 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
   octal literal, the base or exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a
   fraction over zero, a number out of range (normalize.py). When the first number after a marker
   is the first operand of an equation in the same sentence (``The answer is 2 × 3 = 6.``), the
-  number after its last ``=`` counts.
+  number after its last ``=`` counts. Right after a trigger or marker (only there), a whole
+  number in words counts too: ``The answer is three.``, ``twenty-five``, ``one hundred and five``
+  (number_words.py; "one of them" and "two-thirds" are no count).
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
   ``B)``, ``(b)``, ``b)``, a lone ``B``, or a lone ``b`` followed by punctuation or the end (a lone
   lowercase letter before a word is a word). A lone ``A`` or ``I`` before a lowercase word is
@@ -55,6 +57,7 @@ from decimal import Decimal
 
 from curation.answers.markup import plain, unboxed
 from curation.answers.normalize import bounded, canonical_decimal, parse_number
+from curation.answers.number_words import leading_number_words
 from curation.answers.triggers import HINT_WORDS, last_trigger
 from curation.models.task import AnswerType
 
@@ -221,6 +224,10 @@ def _equation_result(text: str, first: re.Match[str]) -> str | None:
 
 
 def _first_number(segment: str) -> str | None:
+    """The first number after a marker: digits, or a count in words opening the segment ("three.")."""
+    in_words = leading_number_words(segment)
+    if in_words is not None:
+        return in_words
     found = _number_matches(segment)
     if not found:
         return None

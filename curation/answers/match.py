@@ -113,10 +113,6 @@ def number_match(predicted: str, gold: str) -> str | None:
         return None
 
 
-def numbers_match(predicted: str, gold: str) -> bool:
-    return number_match(predicted, gold) is not None
-
-
 def match_rule(predicted: str | None, gold: str, answer_type: AnswerType) -> str | None:
     """How the canonical answers match ("exact" for every type but numbers' looser rules), or None."""
     if predicted is None:

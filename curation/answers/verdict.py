@@ -9,9 +9,11 @@ Two verifiers, versioned; a change to the rules is a new version, whose labels s
   answer. A syntax error is ``unparseable``; a program that fails, times out or is killed is
   ``error``; one that runs but yields no value of the answer type is ``unparseable``.
 
-Version 2 (this one) reads stage-2 triggers, Markdown and LaTeX, signs, fractions, lowercase and
-in-order option letters, true/false, and rounded golds, and scores letters against the options
-the teacher saw (docs/verification.md lists every rule). Version 1 labels stay as they were.
+Version 2 reads stage-2 triggers, Markdown and LaTeX, signs, fractions, lowercase and in-order
+option letters, true/false, and rounded golds, and scores letters against the options the
+teacher saw (docs/verification.md lists every rule). Version 3 (this one) also reads a whole
+number written in words right after a trigger or marker ("The answer is three."). Labels of
+earlier versions stay as they were.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from curation.models import AnswerType, ExecutionStatus, Verdict
 
 ANSWER_VERIFIER = "answer-match"
 PROGRAM_VERIFIER = "program-execution"
-VERIFIER_VERSION = "2"
+VERIFIER_VERSION = "3"
 
 Choice = dict[str, str]
 

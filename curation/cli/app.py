@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curation.cli import autoscale, db, ingest, inspect, quickstart, synth, templates, verify
+from curation.cli import autoscale, db, ingest, inspect, quickstart, references, snapshot, synth, templates, verify
 from curation.cli.context import err_console, use_database_url
 from curation.errors import CurationError
 
@@ -33,6 +33,8 @@ app.command("ingest")(ingest.ingest)
 app.command("ingest-hf")(ingest.ingest_hf)
 app.command("ingest-procedural")(ingest.ingest_procedural_command)
 app.command("import-outputs")(ingest.import_outputs)
+app.add_typer(references.app, name="references")
+app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(templates.app, name="templates")
 app.command("synth")(synth.synth)
 app.add_typer(synth.runs_app, name="runs")

@@ -19,7 +19,9 @@ from curation.settings import get_settings
 from workers.queues import Queue
 
 if TYPE_CHECKING:  # imported when the command runs: redis and PyYAML are not needed by other commands
-    from workers.autoscale import Autoscaler, LocalWorkerPool, ScalingPolicy, Step
+    from workers.autoscale.loop import Autoscaler, Step
+    from workers.autoscale.policy import ScalingPolicy
+    from workers.autoscale.pool import LocalWorkerPool
 
 
 def _parse_rates(values: Sequence[str]) -> dict[str, float]:
@@ -70,10 +72,10 @@ def _write_keda(
     address: str | None,
     namespace: str | None,
 ) -> None:
-    from workers import autoscale as scaling
+    from workers.autoscale.keda import keda_manifests, write_manifests
 
     try:
-        manifests = scaling.keda_manifests(
+        manifests = keda_manifests(
             broker_url,
             policies,
             {decision.queue: decision.worker_rate for decision in step.decisions},
@@ -84,7 +86,7 @@ def _write_keda(
         )
     except ValueError as error:
         raise CurationError(str(error)) from error
-    for path in scaling.write_manifests(directory, manifests):
+    for path in write_manifests(directory, manifests):
         console.print(f"wrote {escape(str(path))}")
 
 
@@ -99,7 +101,7 @@ def _loop(
 ) -> None:
     import redis
 
-    from workers import autoscale as scaling
+    from workers.autoscale.state_file import save_state
 
     def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt  # a supervisor's stop means what Ctrl-C means: take the workers down
@@ -125,7 +127,7 @@ def _loop(
                     first = False
             finally:
                 # Every round, whatever happened: the file is how a later run knows which processes are ours.
-                scaling.save_state(state_file, scaler.states, pool.workers)
+                save_state(state_file, scaler.states, pool.workers)
             if once:
                 return
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -137,7 +139,7 @@ def _loop(
             for action in pool.stop_all():
                 console.print(f"  {escape(action)}")
         finally:
-            scaling.save_state(state_file, scaler.states, pool.workers)
+            save_state(state_file, scaler.states, pool.workers)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
 
@@ -206,7 +208,11 @@ def autoscale(
     """
     import redis
 
-    from workers import autoscale as scaling
+    from workers.autoscale.keda import redacted_url
+    from workers.autoscale.loop import Autoscaler
+    from workers.autoscale.policy import default_policies
+    from workers.autoscale.pool import LocalWorkerPool, curation_worker_command
+    from workers.autoscale.state_file import AutoscalerBusy, load_state, state_lock
 
     url = broker_url or get_settings().broker_url
     if not url:
@@ -217,7 +223,7 @@ def autoscale(
         raise CurationError("--interval must be positive")
     names = [queue.value for queue in queues or Queue]
     try:
-        policies = scaling.default_policies(
+        policies = default_policies(
             names,
             target_seconds=target_minutes * 60,
             min_workers=min_workers,
@@ -232,7 +238,7 @@ def autoscale(
     try:
         client.ping()
     except redis.RedisError as error:
-        raise CurationError(f"cannot reach the broker at {scaling.redacted_url(url)}: {error}") from error
+        raise CurationError(f"cannot reach the broker at {redacted_url(url)}: {error}") from error
 
     def write_keda(step: Step) -> None:
         if keda_out is not None:
@@ -247,24 +253,24 @@ def autoscale(
             )
 
     if not apply:
-        step = scaling.Autoscaler(client, policies).step()
+        step = Autoscaler(client, policies).step()
         _print_step(step, "workers seen")
         write_keda(step)
         return
 
     path = state_file or get_settings().data_dir / "autoscale" / "state.json"
     try:
-        with scaling.state_lock(path):
-            states, adopted = scaling.load_state(path)
-            pool = scaling.LocalWorkerPool(
-                scaling.curation_worker_command,
+        with state_lock(path):
+            states, adopted = load_state(path)
+            pool = LocalWorkerPool(
+                curation_worker_command,
                 concurrency=concurrency,
                 env={"CURATION_BROKER_URL": url},
                 stop_timeout=stop_timeout,
                 log_dir=log_dir,
                 adopt=adopted,
             )
-            scaler = scaling.Autoscaler(client, policies, pool=pool, states=states)
+            scaler = Autoscaler(client, policies, pool=pool, states=states)
             _loop(scaler, pool, path, interval=interval, once=once, first_step=write_keda)
-    except (scaling.AutoscalerBusy, ValueError) as error:
+    except (AutoscalerBusy, ValueError) as error:
         raise CurationError(str(error)) from error

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from curation.cli.context import console, database
-from curation.quickstart import run_quickstart
+from curation.cli.quickstart_job import run_quickstart
 
 
 def quickstart(

@@ -31,8 +31,8 @@ runs_app = typer.Typer(help="Synthesis runs: status, details, resume, cancel.", 
 def parse_teacher(teacher: str, base_url: str | None, api: str | None, api_key_env: str | None, concurrency: int,
                   request_timeout: float) -> Any:  # fmt: skip
     """`embedded`, `openai:MODEL` (with --base-url) or `transformers:PATH`."""
-    from workers.synthesis import TeacherSpec
     from workers.teachers.registry import EMBEDDED, OPENAI, TRANSFORMERS
+    from workers.teachers.spec import TeacherSpec
 
     backend, _, name = teacher.partition(":")
     if backend == EMBEDDED and not name:
@@ -358,7 +358,7 @@ def worker(
     """Start a Celery worker for the given queues (needs CURATION_BROKER_URL)."""
     if not get_settings().broker_url:
         raise CurationError("set CURATION_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run workers")
-    from workers.autoscale import WORKER_ID_ENV
+    from workers.autoscale.metrics import WORKER_ID_ENV
     from workers.celery_app import app
     from workers.queues import Queue
 

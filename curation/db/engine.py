@@ -58,7 +58,3 @@ def _sqlite_engine(url: str, busy_timeout_ms: int, echo: bool) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
-
-
-def is_sqlite(engine_or_connection: Engine | Connection) -> bool:
-    return engine_or_connection.dialect.name == "sqlite"

@@ -1,11 +1,10 @@
 """The SQL views over rationale quality, as frozen, versioned definitions.
 
 Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
-revision 0004 replaced, `V3` those revision 0006 replaced. A definition is never edited once
-released; changing a view means adding a version (with the views that changed) and a migration
-that replaces them, so that every revision keeps rebuilding exactly what it built. `CURRENT` is
-the set at the head revision, for migrations that must drop and recreate every view around a
-SQLite table rebuild. See docs/sql.md for what each view holds.
+revision 0004 replaced, `V3` those revision 0006 replaced, `V4` the snapshot views revision 0007
+added. A definition is never edited once released; changing a view means adding a version (with
+the views that changed) and a migration that replaces them, so that every revision keeps
+rebuilding exactly what it built. See docs/sql.md for what each view holds.
 """
 
 from __future__ import annotations
@@ -315,7 +314,66 @@ WHERE child.origin = 'refinement'""",
     ),
 ]
 
-VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3]
+# Revision 0007: views over snapshots. A member's verdict is the one it was chosen for (the label
+# the selection read, kept with the member), not whatever label the rationale has now.
+V4: list[tuple[str, str]] = [
+    (
+        # One row per snapshot version: its name@version, kind, sizes and hash.
+        "snapshot_summary",
+        """
+SELECT s.id AS snapshot_id, s.name, s.version, s.name || '@' || CAST(s.version AS VARCHAR(20)) AS ref,
+       s.kind, s.sealed, s.row_count AS members, COUNT(DISTINCT sm.problem_id) AS problems,
+       s.content_sha256, s.created_at
+FROM snapshot s
+LEFT JOIN snapshot_member sm ON sm.snapshot_id = s.id
+GROUP BY s.id, s.name, s.version, s.kind, s.sealed, s.row_count, s.content_sha256, s.created_at""",
+    ),
+    (
+        # Members per snapshot, task, split, origin, kind and the verdict they were chosen for.
+        "snapshot_composition",
+        """
+SELECT s.id AS snapshot_id, s.name || '@' || CAST(s.version AS VARCHAR(20)) AS ref, t.name AS task,
+       p.split, ra.origin, ra.kind, COALESCE(l.verdict, 'unlabelled') AS verdict,
+       COUNT(*) AS members, COUNT(DISTINCT sm.problem_id) AS problems
+FROM snapshot_member sm
+JOIN snapshot s ON s.id = sm.snapshot_id
+JOIN rationale ra ON ra.id = sm.rationale_id
+JOIN problem p ON p.id = sm.problem_id
+JOIN task t ON t.id = p.task_id
+LEFT JOIN label l ON l.id = sm.label_id
+GROUP BY s.id, s.name, s.version, t.name, p.split, ra.origin, ra.kind, COALESCE(l.verdict, 'unlabelled')""",
+    ),
+    (
+        # Which runs a snapshot drew from (NULL run: rationales without a generation, such as
+        # student outputs), with their teachers and templates.
+        "snapshot_source_run",
+        """
+SELECT s.id AS snapshot_id, s.name || '@' || CAST(s.version AS VARCHAR(20)) AS ref,
+       g.synthesis_run_id, r.name AS run_name, m.name AS teacher, pt.name AS template,
+       pt.version AS template_version, r.samples_per_problem, r.temperature, COUNT(*) AS members
+FROM snapshot_member sm
+JOIN snapshot s ON s.id = sm.snapshot_id
+JOIN rationale ra ON ra.id = sm.rationale_id
+LEFT JOIN generation g ON g.id = ra.generation_id
+LEFT JOIN synthesis_run r ON r.id = g.synthesis_run_id
+LEFT JOIN model m ON m.id = r.teacher_id
+LEFT JOIN prompt_template pt ON pt.id = r.template_id
+GROUP BY s.id, s.name, s.version, g.synthesis_run_id, r.name, m.name, pt.name, pt.version,
+         r.samples_per_problem, r.temperature""",
+    ),
+    (
+        # Which snapshots contain a rationale, and where in each.
+        "rationale_snapshot",
+        """
+SELECT sm.rationale_id, sm.problem_id, s.id AS snapshot_id,
+       s.name || '@' || CAST(s.version AS VARCHAR(20)) AS ref, s.kind, sm.position, l.verdict
+FROM snapshot_member sm
+JOIN snapshot s ON s.id = sm.snapshot_id
+LEFT JOIN label l ON l.id = sm.label_id""",
+    ),
+]
+
+VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4]
 
 
 def at_version(number: int) -> dict[str, str]:
@@ -328,11 +386,10 @@ def at_version(number: int) -> dict[str, str]:
 
 
 def in_creation_order(views: dict[str, str]) -> list[tuple[str, str]]:
-    """V1's order, which creates every view after the views it reads."""
-    return [(name, views[name]) for name, _ in V1]
-
-
-CURRENT: list[tuple[str, str]] = in_creation_order(at_version(len(VERSIONS)))
+    """The order the versions introduced them in (V1's, then each later version's new views),
+    which creates every view after the views it reads."""
+    order = list(dict.fromkeys(name for version in VERSIONS for name, _ in version))
+    return [(name, views[name]) for name in order if name in views]
 
 
 def create_views(op: Any, views: list[tuple[str, str]]) -> None:

@@ -9,7 +9,7 @@ from curation.models.language_model import LanguageModel, ModelRole
 from curation.models.problem import Problem
 from curation.models.prompt_template import PromptTemplate, TemplateStyle
 from curation.models.rationale import Rationale, RationaleKind, RationaleOrigin
-from curation.models.snapshot import Snapshot, SnapshotMember
+from curation.models.snapshot import Snapshot, SnapshotKind, SnapshotMember
 from curation.models.synthesis_run import RunStatus, SynthesisRun
 from curation.models.task import AnswerType, Split, SplitPurpose, Task
 from curation.models.training_run import TrainingRun, TrainingStatus
@@ -32,6 +32,7 @@ __all__ = [
     "RationaleOrigin",
     "RunStatus",
     "Snapshot",
+    "SnapshotKind",
     "SnapshotMember",
     "Split",
     "SplitPurpose",

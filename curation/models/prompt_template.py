@@ -12,6 +12,9 @@ class TemplateStyle(enum.StrEnum):
     zero_shot_cot = "zero_shot_cot"
     few_shot_cot = "few_shot_cot"
     program = "program"
+    # Not a prompt: the template of a reference run, whose rationales were written by people or a
+    # problem generator (its text says where they come from). Never rendered for a teacher.
+    reference = "reference"
 
 
 class PromptTemplate(Base):

@@ -15,6 +15,7 @@ class RationaleKind(enum.StrEnum):
 
 class RationaleOrigin(enum.StrEnum):
     teacher = "teacher"
+    reference = "reference"  # written by people (GSM8K's solutions) or a problem generator
     student = "student"
     refinement = "refinement"
 
@@ -22,7 +23,8 @@ class RationaleOrigin(enum.StrEnum):
 class Rationale(Base):
     """A piece of reasoning (CoT text or a program) and where it came from.
 
-    Teacher rationales point at their generation (one each). Student outputs point at the
+    Teacher rationales point at their generation (one each), and so do reference rationales
+    (a reference run's generations hold the source text they were derived from). Student outputs point at the
     evaluation that produced them. A refinement points at the failed rationale it repairs
     (`parent_id`) and keeps the interpreter feedback it was given (`feedback`): following
     parent_id gives the whole lineage (see the rationale_lineage view).

@@ -62,6 +62,8 @@ def unparsed_generations(session: Session, run_id: int | None, *, limit: int) ->
             Generation.status == GenerationStatus.ok,
             or_(PromptTemplate.answer_text.is_(None), Generation.answer_output.is_not(None)),
             Rationale.id.is_(None),
+            # A reference run writes its rationales with its generations; its source text is no output to parse.
+            PromptTemplate.style != TemplateStyle.reference,
         )
         .order_by(Generation.id)
         .limit(limit)

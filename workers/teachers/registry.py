@@ -14,6 +14,7 @@ from typing import Any
 from curation.errors import CurationError
 from curation.models import LanguageModel
 from workers.teachers.base import Teacher
+from workers.teachers.embedded_model import prepare_embedded_model
 
 EMBEDDED = "embedded"
 OPENAI = "openai"
@@ -38,6 +39,7 @@ def build_teacher(model: LanguageModel, options: dict[str, Any] | None = None) -
     """options: the run's connection options; None falls back to those stored on the model row
     (where runs created before they moved to the run kept them)."""
     parameters: dict[str, Any] = dict(options if options is not None else (model.parameters or {}))
+    # Each backend's client is imported when a run uses it: aiohttp and torch take a while to load.
     if model.backend == OPENAI:
         from workers.teachers.openai_http import HttpTeacherConfig, OpenAICompatibleTeacher
 
@@ -51,8 +53,6 @@ def build_teacher(model: LanguageModel, options: dict[str, Any] | None = None) -
 
         path = model.name
         if model.backend == EMBEDDED:
-            from workers.teachers.embedded_model import prepare_embedded_model
-
             path = str(prepare_embedded_model())
         options = {k: v for k, v in parameters.items() if k in _LOCAL_OPTIONS}
         return LocalTransformersTeacher(path, **options)

@@ -15,7 +15,7 @@ Two uses:
 
 or as its own process, so that it does not share the pipeline's GIL:
 
-    python -m workers.teachers.stub_server --port 0 --mode cot --print-url
+    python -m tests.support.stub_server --port 0 --mode cot --print-url
 
 Endpoints: POST /v1/chat/completions and /v1/completions (OpenAI bodies; `model` echoed, `n`
 choices unless honour_n=False, which answers one choice as `transformers serve` does), GET
@@ -668,7 +668,7 @@ def _parse_generation(body: bytes, chat: bool) -> tuple[str, int, list[str], dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workers.teachers.stub_server",
+        prog="python -m tests.support.stub_server",
         description="A zero-latency OpenAI-compatible teacher, for benchmarks. Serves until killed.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -3,7 +3,8 @@
 Schema, procedural problems, the embedded SmolLM2-135M teacher writing PaD-style programs (D
 samples per problem at temperature T), each program run in the sandbox, every rationale labelled,
 and the quality view over the result. Running it again with the same options reuses everything
-already stored; other options make a run of their own.
+already stored; other options make a run of their own. It lives in the CLI, the one place that
+wires the domain (`curation/`) to the workers.
 """
 
 from __future__ import annotations

@@ -1,0 +1,158 @@
+"""The KEDA writer: the policy's sizing for Kubernetes, one KEDA ScaledObject per queue (see
+deploy/keda/README.md for what KEDA can and cannot see).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+from workers.autoscale.policy import ScalingPolicy
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """The parts of a redis:// or rediss:// URL that KEDA's redis scaler takes (never the password)."""
+
+    host: str
+    port: int
+    database: int
+    tls: bool
+    username: str | None
+    has_password: bool
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"KEDA's redis scaler needs a redis:// or rediss:// URL with a host, got {parts.scheme}://")
+    path = parts.path.lstrip("/")
+    database = path or parse_qs(parts.query).get("db", ["0"])[0]
+    return RedisAddress(
+        host=parts.hostname,
+        port=parts.port or 6379,
+        database=int(database),
+        tls=parts.scheme == "rediss",
+        username=unquote(parts.username) if parts.username else None,
+        has_password=bool(parts.password),
+    )
+
+
+def redacted_url(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def list_length_target(worker_rate: float, target_seconds: float) -> int:
+    """KEDA's listLength: messages per replica, so that each replica's share takes `target_seconds`."""
+    return max(1, math.floor(worker_rate * target_seconds))
+
+
+def keda_manifests(
+    broker_url: str,
+    policies: Mapping[str, ScalingPolicy],
+    worker_rates: Mapping[str, float],
+    *,
+    rate_sources: Mapping[str, str] | None = None,
+    polling_interval: int = 30,
+    deployment_prefix: str = "curation-worker-",
+    namespace: str | None = None,
+    address: str | None = None,
+    auth_secret: str = "curation-redis",
+) -> dict[str, str]:
+    """YAML text per file name: a ScaledObject per queue, and a TriggerAuthentication when the URL
+    has credentials (which go in the Secret `auth_secret`, keys `username` and `password`, never
+    in these files). Same inputs, same bytes.
+
+    worker_rates: tasks/s of one replica per queue; rate_sources: where each came from (measured,
+    assumed, ...), for the files' comments. address: host:port as the cluster sees Redis, when it
+    differs from the URL's (a URL for localhost is common here).
+    """
+    redis_address = parse_redis_url(broker_url)
+    files: dict[str, str] = {}
+    needs_auth = redis_address.has_password or redis_address.username is not None
+    in_namespace = {"namespace": namespace} if namespace else {}
+    for queue_name, policy in policies.items():
+        queue = str(queue_name)  # a Queue member is a str, but PyYAML will not write a subclass
+        rate = worker_rates[queue]
+        source = f" ({rate_sources[queue]})" if rate_sources and queue in rate_sources else ""
+        deployment = f"{deployment_prefix}{queue}"
+        trigger: dict[str, Any] = {
+            "type": "redis",
+            "metadata": {
+                "address": address or redis_address.address,
+                "listName": queue,
+                "listLength": str(list_length_target(rate, policy.target_seconds)),
+                "activationListLength": "0",
+                "databaseIndex": str(redis_address.database),
+                "enableTLS": "true" if redis_address.tls else "false",
+            },
+        }
+        if needs_auth:
+            trigger["authenticationRef"] = {"name": auth_secret}
+        scaled_object = {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": deployment, **in_namespace, "labels": {"app.kubernetes.io/part-of": "curation"}},
+            "spec": {
+                "scaleTargetRef": {"name": deployment},
+                "pollingInterval": polling_interval,
+                "cooldownPeriod": int(policy.scale_down_delay_seconds),
+                "minReplicaCount": policy.min_workers,
+                "maxReplicaCount": policy.max_workers,
+                "advanced": {
+                    "horizontalPodAutoscalerConfig": {
+                        "behavior": {"scaleDown": {"stabilizationWindowSeconds": int(policy.scale_down_delay_seconds)}}
+                    }
+                },
+                "triggers": [trigger],
+            },
+        }
+        header = (
+            f"# Generated by `curation autoscale --keda-out`: queue {queue}, Deployment {deployment}.\n"
+            f"# listLength = {rate:.4g} tasks/s per replica{source} x {policy.target_seconds:g} s target.\n"
+            "# KEDA counts the list only (LLEN), not the tasks workers hold unacknowledged; with\n"
+            "# prefetch 1 those are at most replicas x concurrency. See deploy/keda/README.md.\n"
+        )
+        files[f"scaledobject-{queue}.yaml"] = header + yaml.safe_dump(scaled_object, sort_keys=False)
+    if needs_auth:
+        secret_keys = (["username"] if redis_address.username is not None else []) + ["password"]
+        authentication = {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "TriggerAuthentication",
+            "metadata": {"name": auth_secret, **in_namespace},
+            "spec": {"secretTargetRef": [{"parameter": key, "name": auth_secret, "key": key} for key in secret_keys]},
+        }
+        header = (
+            f"# Generated by `curation autoscale --keda-out`. The credentials live in the Secret {auth_secret}\n"
+            f"# (keys: {', '.join(secret_keys)}), which is not generated.\n"
+        )
+        files["triggerauthentication.yaml"] = header + yaml.safe_dump(authentication, sort_keys=False)
+    return files
+
+
+def write_manifests(directory: Path, manifests: Mapping[str, str]) -> list[Path]:
+    """Write `keda_manifests(...)`'s files into `directory`; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in manifests.items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
