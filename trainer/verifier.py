@@ -1,12 +1,13 @@
 """A learned verifier: question + rationale → P(correct), a sequence-classification head (two
 labels) on a small causal LM, fine-tuned from labelled rationales, correct and incorrect.
 
-Trained from a list of examples (taken from the label table by the caller, or from a snapshot once
-snapshots exist). The trained verifier is a folder: the model and tokenizer, and `verifier.json`
-(what it was trained from and how, its training loss and accuracy), written beside its target and
-renamed, so a crash never leaves half a verifier. It scores whole programs for best-of-N and
-program prefixes for step-verified decoding (trainer/decoding/scorers.py: VerifierScorer); it is
-trained on whole rationales only, so on prefixes it is extrapolating.
+Trained from a list of examples, or from the labelled members of a snapshot (a snapshot made with
+`verdict: any` holds correct and incorrect rationales): `curation verifier train --snapshot NAME@N`.
+The trained verifier is a folder: the model and tokenizer, and `verifier.json` (what it was
+trained from and how, its training loss and accuracy), written beside its target and renamed, so
+a crash never leaves half a verifier. It scores whole programs for best-of-N and program prefixes
+for step-verified decoding (trainer/decoding/scorers.py: VerifierScorer); it is trained on whole
+rationales only, so on prefixes it is extrapolating.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import CurationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TEXT_FORMAT = "Question: {question}\nSolution:\n{rationale}"
 MANIFEST = "verifier.json"
@@ -54,6 +58,39 @@ class TrainedVerifier:
 
 def verifier_text(question: str, rationale: str) -> str:
     return TEXT_FORMAT.format(question=question.strip(), rationale=rationale)
+
+
+@dataclass(frozen=True)
+class SnapshotExamples:
+    examples: list[VerifierExample]
+    unlabelled: int  # members with no label: left out
+
+
+def examples_from_snapshot(session: Session, ref: str) -> SnapshotExamples:
+    """The labelled members of a snapshot (`NAME@N`) as verifier examples: a member labelled
+    `correct` is a positive; `incorrect`, `error` and `unparseable` are negatives (a program that
+    fails is a wrong rationale). The label is the one the snapshot recorded for the member."""
+    from sqlalchemy import select
+
+    from curation.models import Label, Problem, Rationale, SnapshotMember, Verdict
+    from curation.snapshots.create import resolve_snapshot
+
+    snapshot = resolve_snapshot(session, ref)
+    rows = session.execute(
+        select(Rationale.id, Problem.question, Rationale.body, Label.verdict)
+        .select_from(SnapshotMember)
+        .join(Rationale, Rationale.id == SnapshotMember.rationale_id)
+        .join(Problem, Problem.id == SnapshotMember.problem_id)
+        .outerjoin(Label, Label.id == SnapshotMember.label_id)
+        .where(SnapshotMember.snapshot_id == snapshot.id)
+        .order_by(SnapshotMember.position)
+    ).all()
+    examples = [
+        VerifierExample(question, body, verdict is Verdict.correct, f"rationale {rationale_id}")
+        for rationale_id, question, body, verdict in rows
+        if verdict is not None
+    ]
+    return SnapshotExamples(examples, sum(1 for row in rows if row.verdict is None))
 
 
 def _check(examples: Sequence[VerifierExample]) -> None:

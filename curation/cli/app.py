@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from curation.cli import autoscale, db, ingest, inspect, quickstart, references, snapshot, synth, templates, verify
+from curation.cli import (
+    autoscale,
+    db,
+    ingest,
+    inspect,
+    quickstart,
+    references,
+    snapshot,
+    synth,
+    templates,
+    verifier,
+    verify,
+)
 from curation.cli.context import err_console, use_database_url
 from curation.errors import CurationError
 
@@ -42,6 +54,7 @@ app.command("worker")(synth.worker)
 app.command("supervise")(synth.supervise)
 app.command("autoscale")(autoscale.autoscale)
 app.command("verify")(verify.verify)
+app.add_typer(verifier.app, name="verifier")
 app.command("stats")(inspect.stats)
 app.command("sql")(inspect.sql)
 app.command("views")(inspect.views)
