@@ -33,6 +33,7 @@ def test_snapshot_members_become_labelled_examples(db: Database) -> None:
     with db.read() as session:
         data = examples_from_snapshot(session, "verifier-data@1")
         correct_only = examples_from_snapshot(session, "only-correct")
+    assert (data.snapshot, correct_only.snapshot) == ("verifier-data@1", "only-correct@1")
     assert data.examples and all(e.question and e.source.startswith("rationale ") for e in data.examples)
     labels = [e.correct for e in data.examples]
     assert True in labels and False in labels  # correct, and incorrect / error / unparseable
@@ -58,6 +59,7 @@ def test_verifier_train_command(
     assert "training accuracy" in result.output
     manifest = json.loads((out / "verifier.json").read_text())
     assert 0 < manifest["correct"] < manifest["examples"]
+    assert manifest["trained_from"] == "snapshot verifier-data@1"
     refused = runner.invoke(app, [*args, "--snapshot", "only-correct@1"])
     # The app raises; `curation`'s entry point prints CurationErrors without a traceback.
     assert isinstance(refused.exception, CurationError) and "are correct" in str(refused.exception)

@@ -62,6 +62,7 @@ def verifier_text(question: str, rationale: str) -> str:
 
 @dataclass(frozen=True)
 class SnapshotExamples:
+    snapshot: str  # NAME@N, the exact version read
     examples: list[VerifierExample]
     unlabelled: int  # members with no label: left out
 
@@ -90,7 +91,8 @@ def examples_from_snapshot(session: Session, ref: str) -> SnapshotExamples:
         for rationale_id, question, body, verdict in rows
         if verdict is not None
     ]
-    return SnapshotExamples(examples, sum(1 for row in rows if row.verdict is None))
+    unlabelled = sum(1 for row in rows if row.verdict is None)
+    return SnapshotExamples(f"{snapshot.name}@{snapshot.version}", examples, unlabelled)
 
 
 def _check(examples: Sequence[VerifierExample]) -> None:
@@ -120,9 +122,15 @@ def _load_classifier(base: Path) -> tuple[Any, Any]:
 
 
 def train_verifier(
-    base: Path, examples: Sequence[VerifierExample], target: Path, config: VerifierTraining | None = None
+    base: Path,
+    examples: Sequence[VerifierExample],
+    target: Path,
+    config: VerifierTraining | None = None,
+    *,
+    trained_from: str = "examples",
 ) -> TrainedVerifier:
-    """Fine-tune a classifier from `base` (a causal LM folder) on `examples`; write it to `target`."""
+    """Fine-tune a classifier from `base` (a causal LM folder) on `examples`; write it to `target`.
+    `trained_from` says where the examples came from (`snapshot NAME@N`), for its manifest."""
     import torch
 
     config = config or VerifierTraining()
@@ -161,6 +169,7 @@ def train_verifier(
     accuracy = sum((p >= 0.5) == e.correct for p, e in zip(probabilities, examples, strict=True)) / len(examples)
     manifest = {
         "base": str(base),
+        "trained_from": trained_from,
         "text_format": TEXT_FORMAT,
         "examples": len(examples),
         "correct": sum(labels),

@@ -43,7 +43,7 @@ def train(
     config = VerifierTraining(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed
     )
-    trained = train_verifier(base_path, data.examples, out, config)
+    trained = train_verifier(base_path, data.examples, out, config, trained_from=f"snapshot {data.snapshot}")
     skipped = f", {data.unlabelled} unlabelled left out" if data.unlabelled else ""
     console.print(
         f"verifier {trained.path}: {trained.examples} examples ({trained.correct} correct{skipped}), "
