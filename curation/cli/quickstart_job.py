@@ -1,6 +1,7 @@
 """The main job in embedded mode: the whole loop on one SQLite file, no servers, no network.
 
-Schema, procedural problems, the embedded SmolLM2-135M teacher writing PaD-style programs (D
+Schema, procedural problems with their own reference rationales (verified, and frozen as the
+training snapshot `quickstart-train`), the embedded SmolLM2-135M teacher writing PaD-style programs (D
 samples per problem at temperature T), each program run in the sandbox, every rationale labelled,
 and the quality view over the result. Running it again with the same options reuses everything
 already stored; other options make a run of their own. It lives in the CLI, the one place that
@@ -49,6 +50,29 @@ def _made_with(run: SynthesisRun, spec: RunSpec) -> bool:
     )
 
 
+def _references(db: Database) -> str:
+    """The procedural problems' own CoT and programs as a verified reference run, frozen as the
+    snapshot `quickstart-train`: training data that does not depend on the bundled teacher."""
+    from curation.references import import_procedural_references
+    from curation.settings import get_settings
+    from curation.snapshots.create import create_snapshot
+    from workers.sandbox import Limits, Sandbox
+    from workers.verification import verify
+
+    with db.transaction() as session:
+        report = import_procedural_references(session)
+    with Sandbox(Limits(), landlock=get_settings().sandbox_landlock) as sandbox:
+        verified = verify(db, sandbox, run_id=report.run_id)
+    with db.transaction() as session:
+        snapshot, _ = create_snapshot(session, "quickstart-train", {"tasks": ["procedural"], "splits": ["train"]})
+        ref, members = snapshot.ref, snapshot.row_count
+    correct = verified.verdicts.get("correct", 0)
+    return (
+        f"reference rationales: run #{report.run_id}, {report.new_rationales} new, {verified.labelled} labelled "
+        f"({correct} correct); training snapshot {ref}: {members} members"
+    )
+
+
 def run_quickstart(
     db: Database,
     *,
@@ -73,6 +97,8 @@ def run_quickstart(
         f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read}); "
         f"train questions repeating a test one: {train.eval_overlap_count + test.eval_overlap_count}"
     )
+
+    echo(_references(db))
 
     echo(f"preparing the embedded teacher ({EMBEDDED_DESCRIPTION})")
     prepare_embedded_model()
