@@ -54,14 +54,13 @@ def _references(db: Database) -> str:
     """The procedural problems' own CoT and programs as a verified reference run, frozen as the
     snapshot `quickstart-train`: training data that does not depend on the bundled teacher."""
     from curation.references import import_procedural_references
-    from curation.settings import get_settings
     from curation.snapshots.create import create_snapshot
     from workers.sandbox import Limits, Sandbox
     from workers.verification import verify
 
     with db.transaction() as session:
         report = import_procedural_references(session)
-    with Sandbox(Limits(), landlock=get_settings().sandbox_landlock) as sandbox:
+    with Sandbox(Limits()) as sandbox:
         verified = verify(db, sandbox, run_id=report.run_id)
     with db.transaction() as session:
         snapshot, _ = create_snapshot(session, "quickstart-train", {"tasks": ["procedural"], "splits": ["train"]})
