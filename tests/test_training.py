@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.train_script import config, short_examples
-from trainer.decoding import greedy
+from trainer.decoding.greedy import greedy
 from trainer.fit import fit
 from trainer.packing import Example
 from trainer.validation import carve_validation

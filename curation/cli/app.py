@@ -19,6 +19,7 @@ from curation.cli import (
     synth,
     templates,
     train,
+    verifier,
     verify,
 )
 from curation.cli.context import err_console, use_database_url
@@ -55,6 +56,7 @@ app.command("worker")(synth.worker)
 app.command("supervise")(synth.supervise)
 app.command("autoscale")(autoscale.autoscale)
 app.command("verify")(verify.verify)
+app.add_typer(verifier.app, name="verifier")
 app.command("stats")(inspect.stats)
 app.command("sql")(inspect.sql)
 app.command("views")(inspect.views)

@@ -1,10 +1,12 @@
-"""A randomly initialised Llama small enough to train in seconds on a CPU, with the bundled
-SmolLM2 tokenizer: the student of the trainer's tests."""
+"""Randomly initialised Llamas with the bundled SmolLM2 tokenizer: small enough to train in seconds
+on a CPU (the trainer's student), or to load in well under a second (decoding's plumbing tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from workers.teachers.embedded_model import gguf_path
 
 
 def tiny_llama_config(vocab_size: int, **overrides: Any) -> Any:
@@ -37,5 +39,28 @@ def save_tiny_student(tokenizer_dir: Path, target: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = LlamaForCausalLM(tiny_llama_config(len(tokenizer)))
     model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def build_tiny_llama(target: Path, *, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    source = gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
