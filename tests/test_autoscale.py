@@ -564,7 +564,7 @@ def test_an_autoscaler_step_measures_and_decides_every_queue(client: redis.Redis
     policies = default_policies(list(Queue), target_seconds=100, max_workers=3, startup_seconds=0)
     step = Autoscaler(client, policies).step()
     desired = {decision.queue: decision.desired for decision in step.decisions}
-    assert desired == {"generation": 0, "execution": 0, "verification": 2}  # 4,000 in 100 s at 20/s each
+    assert desired == {"generation": 0, "execution": 0, "verification": 2, "training": 0}  # 4,000 in 100 s at 20/s each
     assert step.actions == []
 
 
@@ -845,7 +845,7 @@ def test_the_command_prints_a_table_and_writes_keda_manifests(
         "--broker-url", redis_url, "--target-minutes", "10", "--max", "4", "--keda-out", str(tmp_path / "keda")
     )
     rows = table_rows(output)
-    assert rows.keys() == {"generation", "execution", "verification"}
+    assert rows.keys() == {"generation", "execution", "verification", "training"}
     generation = rows["generation"]
     assert (generation["waiting"], generation["per worker/s"], generation["desired"]) == ("1,500", "0.5*", "4")
     assert generation["reason"].startswith("target cannot be met: 6 needed for 1,500 queued, due in 10m, max 4")
@@ -856,6 +856,7 @@ def test_the_command_prints_a_table_and_writes_keda_manifests(
     assert sorted(p.name for p in keda.iterdir()) == [
         "scaledobject-execution.yaml",
         "scaledobject-generation.yaml",
+        "scaledobject-training.yaml",
         "scaledobject-verification.yaml",
     ]
     execution_manifest = (keda / "scaledobject-execution.yaml").read_text()
@@ -916,7 +917,7 @@ def test_the_command_explains_what_it_cannot_do(redis_url: str) -> None:
     assert "no broker" in str(result.exception)
     result = runner.invoke(app, ["--broker-url", redis_url, "--once"])
     assert "--once goes with --apply" in str(result.exception)
-    result = runner.invoke(app, ["--broker-url", redis_url, "--default-rate", "training=3"])
-    assert "unknown queue 'training'" in str(result.exception)
+    result = runner.invoke(app, ["--broker-url", redis_url, "--default-rate", "gpu=3"])
+    assert "unknown queue 'gpu'" in str(result.exception)
     result = runner.invoke(app, ["--broker-url", f"redis://127.0.0.1:{_free_port()}/0"])
     assert "cannot reach the broker" in str(result.exception)

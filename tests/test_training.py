@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from trainer.decoding.greedy import greedy
 from trainer.fit import fit
 from trainer.packing import Example
 from trainer.validation import carve_validation
+from workers.teachers.embedded_model import prepare_embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,3 +87,20 @@ def test_validation_is_carved_by_problem_and_deterministically() -> None:
     assert all(sum(e.problem_id == p for e in validation) == 3 for p in held)
     assert 3 <= len(held) <= 20
     assert carve_validation(examples, 0.0) == (examples, [])
+
+
+def test_the_bundled_model_is_an_ordinary_trainable_folder(smollm2_folder: Path, tmp_path: Path) -> None:
+    """Its weights are de-quantised fp32: a config still naming the GGUF quantisation made the
+    Trainer refuse to fine-tune it ("purely quantized models"), and the quickstart's training failed."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    assert getattr(AutoConfig.from_pretrained(smollm2_folder), "quantization_config", None) is None
+    assert not getattr(AutoModelForCausalLM.from_pretrained(smollm2_folder), "is_quantized", False)
+    # A folder converted before the fix is repaired when it is next prepared.
+    old = tmp_path / "old"
+    shutil.copytree(smollm2_folder, old)
+    config = json.loads((old / "config.json").read_text())
+    config["quantization_config"] = {"dequantize": False, "gguf_file": "x.gguf", "quant_method": "gguf"}
+    (old / "config.json").write_text(json.dumps(config))
+    prepare_embedded_model(old)
+    assert "quantization_config" not in json.loads((old / "config.json").read_text())

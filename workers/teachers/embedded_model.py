@@ -12,6 +12,7 @@ comes from a hub.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -55,6 +56,7 @@ def prepare_embedded_model(target: Path | None = None) -> Path:
     """The model as an ordinary transformers folder, converted on first use (takes ~10 s)."""
     target = target or default_model_dir()
     if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        _forget_gguf_quantization(target / "config.json")
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
@@ -63,6 +65,10 @@ def prepare_embedded_model(target: Path | None = None) -> Path:
     loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
     config: Any = loaded.config
     config.architectures = ["LlamaForCausalLM"]
+    # The weights written below are de-quantised fp32; a config still naming the GGUF quantisation
+    # makes transformers treat the folder as a quantised model, which the Trainer refuses to fine-tune.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     model = LlamaForCausalLM(config)
     model.load_state_dict(loaded.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,3 +83,14 @@ def prepare_embedded_model(target: Path | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _forget_gguf_quantization(config_file: Path) -> None:
+    """A folder converted before this fix says `quantization_config: gguf` of fp32 weights: drop it."""
+    config = json.loads(config_file.read_text())
+    if config.get("quantization_config", {}).get("quant_method") != "gguf":
+        return
+    del config["quantization_config"]
+    staging = config_file.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    staging.replace(config_file)
