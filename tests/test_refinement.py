@@ -5,6 +5,7 @@ evaluation-time repair loop."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from curation.references import import_procedural_references
 from curation.snapshots.create import create_snapshot
 from curation.snapshots.export import export_snapshot
 from curation.student_prompt import REPAIR_FAULTY, repair_prompt
+from tests.conftest import ROOT
 from trainer.config import TrainConfig
 from trainer.evaluation import EvalSpec, evaluate
 from trainer.refinement.build import build_repairs, verify_programs
@@ -75,7 +77,7 @@ def _fake_student_run(db: Database) -> int:
         for split in ("train", "test"):
             evaluation = Evaluation(
                 model_id=student.id, training_run_id=run.id, task_id=task.id, split=split,
-                decoding={"method": "greedy"}, status=TrainingStatus.completed,
+                decoding={"method": "greedy"}, status=TrainingStatus.completed, problems=6 if split == "train" else 3,
             )  # fmt: skip
             session.add(evaluation)
             session.flush()
@@ -148,7 +150,8 @@ def test_the_lineage_view_returns_a_twice_refined_chain_in_order(db: Database) -
         session.flush()
         second = Rationale(
             problem_id=root.problem_id, parent_id=first.id, evaluation_id=evaluation.id, sample_index=2,
-            kind=RationaleKind.program, origin=RationaleOrigin.refinement, body="def solution():\n    return 7\n",
+            kind=RationaleKind.program, origin=RationaleOrigin.refinement,
+            body=f"def solution():\n    return {session.get(Problem, root.problem_id).gold_answer}\n",  # type: ignore[union-attr]
             feedback="SyntaxError: invalid syntax", refinement_round=2,
         )  # fmt: skip
         session.add(second)
@@ -177,6 +180,27 @@ def test_the_lineage_view_returns_a_twice_refined_chain_in_order(db: Database) -
     ]
     assert all(s.root_evaluation_id == evaluation.id for s in steps)
     assert [r.round for r in rounds] == [0, 1, 2] and [r.attempts for r in rounds] == [6, 1, 1]
+
+    # docs/sql.md's examples, on these rows.
+    section = (ROOT / "docs/sql.md").read_text().split("## Refinement rounds")[1]
+    per_round, rates, chain_query, before_after = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    with db.read() as session:
+        got_rounds = [tuple(r) for r in session.execute(text(per_round)) if r.evaluation_id == evaluation.id]
+        got_rates = [tuple(r) for r in session.execute(text(rates))]
+        got_chain = [
+            tuple(r) for r in session.execute(text(chain_query.replace("root_id = 1", f"root_id = {ids[0]}")))
+        ]
+        assert session.execute(text(before_after)).all() == []
+    assert got_rounds == [
+        (evaluation.id, 0, 6, 6, 4, 2, 0, 0.0),
+        (evaluation.id, 1, 1, 1, 1, 0, 0, 0.0),
+        (evaluation.id, 2, 1, 0, 0, 0, 1, pytest.approx(1 / 6)),
+    ]
+    assert got_rates == [(1, "eval-repair", "NameError", 1, 0, 0.0), (2, "eval-repair", "SyntaxError", 1, 1, 1.0)]
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in got_chain] == [
+        (1, ids[1], ids[0], "NameError", "unparseable"),
+        (2, ids[2], ids[1], "SyntaxError", "correct"),
+    ]
 
 
 def test_the_repair_prompt_shows_the_faulty_program_and_the_feedback() -> None:
