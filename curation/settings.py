@@ -57,11 +57,12 @@ class Settings(BaseSettings):
         description="How long a generation task's claim on its batch lasts without renewal (renewed every "
         "quarter of it while the task works); a duplicate delivery waits this long at most after a crash.",
     )
-    sandbox_landlock: bool = Field(
-        default=True,
-        description="Confine programs' file access with Landlock, and refuse to run them on a kernel "
-        "without it. false: seccomp and rlimits only (programs cannot write files, but can read what the "
-        "worker's user can read); for kernels older than Linux 5.13.",
+    sandbox_uid: int = Field(
+        default=1_500_000_000,
+        ge=1,
+        description="Where the worker runs as root: slot N of a sandbox runs its programs as uid and gid "
+        "sandbox_uid + N, ids that must own nothing on the machine (never 0). Ignored for a worker that is "
+        "not root (its programs keep its uid).",
     )
 
     sql_url: str | None = Field(

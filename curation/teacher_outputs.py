@@ -180,6 +180,8 @@ def import_teacher_outputs(
     file_format: str = "auto",
 ) -> ImportReport:
     fields = fields or OutputFields()
+    if style is TemplateStyle.reference:
+        raise CurationError("reference rationales are imported by `curation references`, not as teacher outputs")
     if not path.is_file():
         raise InputError(str(path), "no such file")
     read = _reader(path, file_format)

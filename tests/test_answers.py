@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -295,7 +294,6 @@ def test_random_hostile_outputs_never_raise() -> None:
     alphabet = ["0", "9", "1", ".", ",", "-", "+", "e", "E", "x", "/", "*", "^", "$", "%", " ", "\n", "(", ")"]
     alphabet += ["A", "B", "yes", "no", "END", "-->", "The answer is", "NaN", "inf", "\x00", "\ud800", "9" * 400]
     choices = [{"label": x, "text": t} for x, t in zip("ABCDE", ["1e999", "NaN", "0x1", "1/0", "9" * 50], strict=True)]
-    start = time.perf_counter()
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         for answer_type in AnswerType:
@@ -304,7 +302,6 @@ def test_random_hostile_outputs_never_raise() -> None:
             answers_match(answer_from_program_value(text, answer_type, choices), "8", answer_type)
         answers_match(text, "8", N)
         answers_match("8", text, N)
-    assert time.perf_counter() - start < 30
 
 
 @pytest.mark.parametrize(
@@ -319,11 +316,12 @@ def test_random_hostile_outputs_never_raise() -> None:
     ],
     ids=["spaces", "newlines", "dots", "many-numbers", "long-number", "open-paren"],
 )
+@pytest.mark.timeout(120)
 def test_long_degenerate_outputs_take_linear_time(text: str) -> None:
-    start = time.perf_counter()
+    """A quadratic pass over these texts takes hours; a linear one seconds, even on a loaded machine.
+    The timeout fails the test (no timed assertion: speed itself is measured in bench/)."""
     for answer_type in AnswerType:
         extract_cot_answer(text, answer_type)
-    assert time.perf_counter() - start < 5
 
 
 # --- Version 2: every case issue 8 names -------------------------------------------------------------

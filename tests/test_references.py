@@ -105,3 +105,19 @@ def test_procedural_references_all_verify(db: Database, sandbox: Sandbox) -> Non
         verdicts = {(kind, verdict): n for kind, verdict, _, n in verdicts_by_kind(session, report.run_id)}
         total = session.execute(select(func.count(Rationale.id))).scalar_one()
     assert verdicts == {("cot", "correct"): 40, ("program", "correct"): 40} and total == 80
+
+
+def test_the_quickstart_job_freezes_verified_reference_data(db: Database) -> None:
+    from curation.cli.quickstart_job import _references
+    from curation.snapshots.create import resolve_snapshot
+
+    with db.transaction() as session:
+        ingest_procedural(session, count=6, seed=0)
+        ingest_procedural(session, count=2, seed=1, split="test")
+    first = _references(db)
+    assert "16 new, 16 labelled (16 correct)" in first and "quickstart-train@1: 12 members" in first
+    again = _references(db)  # run again: nothing new, the same version
+    assert "0 new, 0 labelled" in again and "quickstart-train@1: 12 members" in again
+    with db.read() as session:
+        manifest = resolve_snapshot(session, "quickstart-train").manifest
+    assert manifest is not None and manifest["contamination"]["refused_problems"] == 0

@@ -4,27 +4,36 @@ without it (seccomp only: no file writes at all)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
+import sysconfig
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import hostile
 from workers.sandbox import Limits, Sandbox, SandboxResult, Status
 from workers.sandbox.landlock import abi_version
 
 SECRET = "CURATION_TEST_SECRET"
 
 
-@pytest.fixture(scope="module", params=["landlock", "seccomp-only"])
-def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    if request.param == "landlock" and abi_version() == 0:
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    if abi_version() == 0:
         pytest.skip("this kernel has no Landlock")
     os.environ[SECRET] = "hunter2"  # set in the worker before the sandbox starts
-    box = Sandbox(Limits(wall_seconds=2.0, memory_mb=256), in_flight=4, landlock=request.param == "landlock")
+    box = Sandbox(Limits(wall_seconds=2.0, memory_mb=256), in_flight=4)
     box.start()
     yield box
     box.close()
@@ -47,6 +56,7 @@ def run_hostile(sandbox: Sandbox, code: str, database: Path) -> SandboxResult:
     assert sandbox.info["pid"] == server, "the sandbox server was restarted"
     os.kill(server, 0)  # still alive
     assert database.read_bytes() == before, "the database changed"
+    assert sandbox.notices == [], "a slot was retired"
     follow_up = sandbox.run("def solution():\n    return 6 * 7\n")
     assert (follow_up.status, follow_up.value) == (Status.ok, "42")
     return result
@@ -147,7 +157,7 @@ def test_secret_environment_variable_is_not_visible(sandbox: Sandbox, database: 
     result = run_hostile(sandbox, f"import os\nans = repr(os.environ.get({SECRET!r}))\n", database)
     assert (result.status, result.value) == (Status.ok, "None")
     everything = run_hostile(sandbox, "import os\nans = ' '.join(sorted(os.environ))\n", database)
-    assert everything.value == "LANG LC_ALL PATH"
+    assert everything.value == "LANG LC_ALL MKL_NUM_THREADS OMP_NUM_THREADS OPENBLAS_NUM_THREADS PATH"
 
 
 def test_killing_the_parent_is_refused(sandbox: Sandbox, database: Path) -> None:
@@ -201,3 +211,324 @@ def test_a_batch_mixing_hostile_and_normal_programs(sandbox: Sandbox) -> None:
     results = sandbox.run_many(programs)
     assert [r.status.value for r in results[:5]] == ["ok", "timeout", "ok", "error", "ok"]
     assert [r.value for r in results if r.status is Status.ok] == ["1", "2", "3"] * 4
+
+
+# The battery: one test per class of attack seen against a root worker (issue 9). Each asserts
+# the status, that nothing it aimed at changed, that the server survived (run_hostile), and that
+# the next program in the same slot gives the right value (run_hostile's follow-up: a one-program
+# call takes the slot the last program freed).
+
+
+def _proc_state(pid: int) -> dict[str, object]:
+    return {
+        "limits": Path(f"/proc/{pid}/limits").read_text(),
+        "priority": os.getpriority(os.PRIO_PROCESS, pid),
+        "affinity": os.sched_getaffinity(pid),
+        "scheduler": os.sched_getscheduler(pid),
+        "stopped or dead": Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "TtZX",
+    }
+
+
+@pytest.fixture
+def victim() -> Iterator[int]:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def target() -> Iterator[Path]:
+    """A file every program may read (it is among the installed packages), owned by root."""
+    path = Path(sysconfig.get_paths()["purelib"]) / f"_curation_hostile_target_{os.getpid()}.txt"
+    path.write_text("untouched\n")
+    path.chmod(0o644)
+    with contextlib.suppress(OSError):
+        os.setxattr(path, "user.keep", b"1")
+    yield path
+    path.unlink()
+
+
+def _file_state(path: Path) -> tuple[object, ...]:
+    info = path.stat()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flags = fcntl.ioctl(fd, 0x80086601, b"\0" * 8)  # FS_IOC_GETFLAGS
+    except OSError:
+        flags = b""
+    finally:
+        os.close(fd)
+    xattrs = sorted(os.listxattr(path)) if hasattr(os, "listxattr") else []
+    return (info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns, info.st_size, flags, xattrs, path.read_text())
+
+
+x86_only = pytest.mark.skipif(os.uname().machine != "x86_64", reason="raw syscall numbers are x86_64's")
+
+
+def test_the_child_has_no_privilege(sandbox: Sandbox, database: Path) -> None:
+    code = "import os\nans = repr((os.getresuid(), os.getresgid(), os.getgroups()))\n"
+    result = run_hostile(sandbox, code, database)
+    assert result.status is Status.ok
+    uids, gids, groups = eval(result.value or "")
+    if sandbox.info["privileged"]:
+        assert 0 not in uids and 0 not in gids and groups == []
+        assert len(set(uids)) == 1 and uids[0] >= sandbox.info["uid_base"]
+
+
+@x86_only
+def test_metadata_of_other_files_cannot_change(sandbox: Sandbox, database: Path, target: Path) -> None:
+    before = _file_state(target)
+    result = run_hostile(sandbox, hostile.program(hostile.METADATA, target=str(target)), database)
+    assert (result.status, result.value) == (Status.ok, "none")
+    assert _file_state(target) == before
+
+
+@x86_only
+def test_other_processes_and_the_server_cannot_be_reached(sandbox: Sandbox, database: Path, victim: int) -> None:
+    server = sandbox.info["pid"]
+    before = (_proc_state(victim), _proc_state(server))
+    code = hostile.program(hostile.PROCESSES, victim=victim, server=server)
+    result = run_hostile(sandbox, code, database)
+    assert (result.status, result.value) == (Status.ok, "none")
+    assert (_proc_state(victim), _proc_state(server)) == before
+
+
+@x86_only
+def test_no_devices_and_no_memory_outside_the_limit(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.program(hostile.DEVICES), database)
+    assert (result.status, result.value) == (Status.ok, "none")
+    assert not os.path.exists("/dev/shm/hostile")
+
+
+def test_a_planted_module_never_meets_a_later_program(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.program(hostile.PLANT), database)
+    assert result.status is Status.ok
+    written = set((result.value or "").split(","))
+    assert written <= {"write-typing", "write-fractions_plant", "write-sitecustomize", "write-json"}
+    for _ in range(sandbox.in_flight + 1):  # whichever slot runs it: an empty directory, '' not on the path
+        later = sandbox.run(hostile.AFTER_PLANT)
+        assert (later.status, later.value) == (Status.ok, "|0")
+    assert sandbox.notices == []
+
+
+def test_a_deep_tree_is_removed_and_the_slot_kept(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.program(hostile.DEEP_TREE), database)
+    assert result.status in (Status.ok, Status.timeout)  # stopped by the inode cap of its tmpfs, or the clock
+    assert sandbox.notices == []
+    assert run_hostile(sandbox, "import os\nans = len(os.listdir('.'))\n", database).value == "0"
+
+
+def test_siblings_sources_are_not_in_a_childs_memory(sandbox: Sandbox) -> None:
+    token = os.urandom(8).hex()
+    programs = [hostile.SIBLING_SECRET.format(token=token)] * 3 + [
+        hostile.program(hostile.SIBLING_SEARCH, token=token)
+    ] * 3
+    programs += [hostile.SIBLING_SECRET.format(token=token)] * 3
+    results = sandbox.run_many(programs)
+    assert [r.value for r in results[3:6]] == ["none"] * 3
+    assert [r.value for r in results[:3] + results[6:]] == ["secret-holder"] * 6
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        (hostile.DEEP_JSON, "the program wrote to the sandbox's result channel"),
+        (hostile.BINARY_CHANNEL, "the program wrote to the sandbox's result channel"),
+        (hostile.FLOOD_CHANNEL, "wrote more than"),
+    ],
+    ids=["deep-json", "binary", "flood"],
+)
+def test_anything_on_the_result_channel_is_a_killed_result(
+    sandbox: Sandbox, database: Path, code: str, why: str
+) -> None:
+    result = run_hostile(sandbox, code, database)
+    assert (result.status, result.error_type) == (Status.killed, "InvalidResult")
+    assert why in (result.error_message or "")
+
+
+def test_a_report_then_overrunning_the_deadline_is_a_timeout(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.LAUNDERED_DEADLINE, database)
+    assert (result.status, result.value) == (Status.timeout, None)
+    assert 1_900 <= result.duration_ms <= 3_500  # the server's clock, not anything the child said
+
+
+@x86_only
+def test_real_time_signals_are_contained(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.program(hostile.REAL_TIME_SIGNALS), database)
+    assert (result.status, result.value) == (Status.ok, "none")
+
+
+def test_every_signal_number_has_a_name_and_a_result() -> None:
+    from workers.sandbox.server import _classify, _Running, signal_name
+
+    running = _Running(0, 0, "/", 1.0, 0.0)
+    for number in range(1, 65):
+        assert signal_name(number)
+        result = _classify(number, b"R", running, 5.0, 100)  # a wait status for "killed by signal N"
+        assert result["status"] in ("killed", "timeout") and result["error_type"]
+    assert signal_name(signal.SIGRTMIN + 2) == "SIGRTMIN+2"
+
+
+def test_a_hostile_batch_finishes_for_everyone_else(sandbox: Sandbox) -> None:
+    hostile_programs = [
+        hostile.DEEP_JSON,
+        hostile.FLOOD_CHANNEL,
+        hostile.LAUNDERED_DEADLINE,
+        hostile.program(hostile.DEEP_TREE),
+        "import os\nos.write(3, b'\\xff' * 70000)\n",
+        "import ctypes\nctypes.string_at(0)\n",
+    ]
+    programs = [f"ans = {i}" for i in range(12)] + hostile_programs + [f"ans = {i}" for i in range(12, 24)]
+    results = sandbox.run_many(programs)
+    normal = [r for r in results if r.status is Status.ok and r.value and r.value.isdigit()]
+    assert [r.value for r in normal] == [str(i) for i in range(24)]
+    assert sandbox.notices == []
+
+
+@pytest.mark.parametrize("module", ["numpy", "sympy", "json.tool", "email.mime.text", "sqlite3"])
+def test_installed_packages_and_the_standard_library_import(sandbox: Sandbox, database: Path, module: str) -> None:
+    code = f"import {module}\nans = {module}.__name__\n"
+    limits = Limits(wall_seconds=20.0, memory_mb=1024)  # sympy takes seconds to import on a loaded machine
+    result = sandbox.run(code, limits)
+    assert (result.status, result.value) == (Status.ok, module), result.error_message
+    installed = f"import {module}, os\nos.listdir(os.path.dirname({module}.__file__))\nopen({module}.__file__, 'a')\n"
+    assert sandbox.run(installed, limits).error_type == "PermissionError"  # readable, not writable
+
+
+def test_the_server_dying_takes_its_children_and_scratch_with_it() -> None:
+    with Sandbox(Limits(wall_seconds=30.0), in_flight=2) as box:
+        box.start()
+        server, scratch = box.info["pid"], box.info["scratch"]
+        thread = threading.Thread(target=lambda: box.run_many(["import time\ntime.sleep(25)"] * 2))
+        thread.start()
+        children: list[int] = []
+        for _ in range(100):
+            children = [int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+            if len(children) >= 3:  # the zygote and two programs
+                break
+            threading.Event().wait(0.05)
+        assert len(children) >= 3
+        os.kill(server, signal.SIGKILL)
+        thread.join(timeout=60)  # the client restarts the server and runs the batch again
+        for pid in children:
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+                    break
+                threading.Event().wait(0.05)
+            assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        # Nothing on the host: a root server's scratch space is in its own mount namespace.
+        assert not os.path.exists(scratch) and not os.path.exists(f"/dev/shm/curation-sandbox-{server}")
+
+
+UNPRIVILEGED_WORKER = r"""
+import json, os, subprocess, sys, time
+from tests.support import hostile
+from workers.sandbox import DEFAULT_PRELOAD, Limits, Sandbox
+target = sys.argv[1]
+# The children cannot read an interpreter under /root here (the worker itself needs a capability
+# for it): what the programs import comes preloaded instead.
+preload = (*DEFAULT_PRELOAD, "ctypes", "fcntl", "resource", "signal", "stat", "struct", "gc", "threading")
+preload += ("errno", "typing")
+victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the worker's own uid
+outcome = {"uid": os.getuid()}
+with Sandbox(Limits(wall_seconds=2.0), in_flight=2, preload=preload) as box:
+    box.start()
+    outcome["privileged"] = box.info["privileged"]
+    scratch = box.info["scratch"]
+    def run(code):
+        result = box.run(code)
+        return [result.status.value, result.value, box.run("ans = 6 * 7").value]
+    outcome["ids"] = run("import os\nans = repr((os.getresuid(), os.getgroups()))")
+    outcome["processes"] = run(hostile.program(hostile.PROCESSES, victim=victim.pid, server=box.info["pid"]))
+    outcome["metadata"] = run(hostile.program(hostile.METADATA, target=target))
+    outcome["devices"] = run(hostile.program(hostile.DEVICES))
+    outcome["plant"] = run(hostile.program(hostile.PLANT))
+    outcome["after_plant"] = run(hostile.AFTER_PLANT)
+    outcome["deep"] = run(hostile.program(hostile.DEEP_TREE))
+    outcome["empty"] = run("import os\nans = len(os.listdir('.'))")
+    outcome["channel"] = run(hostile.DEEP_JSON)
+    outcome["laundered"] = run(hostile.LAUNDERED_DEADLINE)
+    outcome["notices"] = box.notices
+    outcome["server_alive"] = box.info["pid"]
+victim_alive = victim.poll() is None
+victim.kill()
+outcome["victim_alive"] = victim_alive
+outcome["scratch_left"] = os.path.exists(scratch)
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_an_unprivileged_worker_gets_the_same_containment(target: Path) -> None:
+    """The mode for a worker that is not root: children keep its uid (no capabilities), private
+    directories are plain ones. The interpreter here may live under /root, so the worker keeps one
+    capability, to read it; the children must lose that one too."""
+    os.chown(target, 65534, 65534)
+    before = _file_state(target)
+    completed = subprocess.run(
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps",
+            "+dac_read_search",
+            "--ambient-caps",
+            "+dac_read_search",
+            sys.executable,
+            "-c",
+            UNPRIVILEGED_WORKER,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp", "CURATION_DATA_DIR": "/tmp"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (outcome["uid"], outcome["privileged"]) == (65534, False)
+    assert outcome["ids"] == ["ok", "((65534, 65534, 65534), [])", "42"]
+    for attack in ("processes", "metadata", "devices"):
+        assert outcome[attack] == ["ok", "none", "42"], attack
+    assert outcome["after_plant"] == ["ok", "|0", "42"]
+    assert outcome["deep"][0] in ("ok", "timeout") and outcome["deep"][2] == "42"
+    assert outcome["empty"] == ["ok", "0", "42"]
+    assert outcome["channel"] == ["killed", None, "42"]
+    assert outcome["laundered"] == ["timeout", None, "42"]
+    assert outcome["notices"] == [] and outcome["victim_alive"] and not outcome["scratch_left"]
+    assert _file_state(target) == before
+
+
+SYSTEM_INTERPRETER = """
+import json
+from workers.sandbox import Sandbox
+with Sandbox(in_flight=2, uid_base=1_500_000_000) as box:
+    results = [box.run(code) for code in ("import yaml\\nans = yaml.__file__", "import json.tool\\nans = 1")]
+    print(json.dumps([[r.status.value, r.value] for r in results]))
+"""
+
+
+@pytest.mark.skipif(
+    subprocess.run(["/usr/bin/python3", "-c", "import yaml"], capture_output=True).returncode != 0
+    if os.path.exists("/usr/bin/python3")
+    else True,
+    reason="needs a system interpreter with a package from its dist-packages (PyYAML)",
+)
+def test_a_system_interpreter_imports_its_own_packages() -> None:
+    """Outside a virtualenv the installed packages are the distribution's dist-packages."""
+    completed = subprocess.run(
+        ["/usr/bin/python3", "-c", SYSTEM_INTERPRETER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (yaml, stdlib) = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert yaml[0] == "ok" and "-packages/yaml/" in yaml[1]
+    assert stdlib == ["ok", "1"]

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -409,3 +410,79 @@ def test_the_snapshot_examples_in_docs_sql_answer(db: Database, sandbox: Sandbox
         ("procedural", "reference", "cot", "correct", 4),
         ("procedural", "reference", "program", "correct", 4),
     ]
+
+
+def _cot_outputs(db: Database, sandbox: Sandbox, tmp_path: Path, outputs: list[str]) -> None:
+    """Three procedural train problems, each with these teacher CoT outputs, verified."""
+    with db.transaction() as session:
+        ingest_procedural(session, count=3, seed=5)
+    with db.read() as session:
+        golds = session.execute(sa.text("SELECT question, gold_answer FROM problem ORDER BY id")).all()
+    path = tmp_path / "outputs.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"question": question, "generated": [o.format(gold=gold) for o in outputs]}) + "\n"
+            for question, gold in golds
+        )
+    )
+    with db.transaction() as session:
+        report = import_teacher_outputs(
+            session, path, task="procedural", teacher="t", style=TemplateStyle.few_shot_cot
+        )
+    verify(db, sandbox, run_id=report.run_id)
+
+
+def test_spec_selection_dedupe_k_bounds_and_where(db: Database, sandbox: Sandbox, tmp_path: Path) -> None:
+    outputs = [
+        "Add them up. The answer is {gold}.",
+        "Add  them up.\nThe answer is {gold}.",  # the same after whitespace normalisation
+        "First add them all up carefully. The answer is {gold}.",
+        "First add them all up carefully now. The answer is {gold}.",  # near: word 3-grams mostly shared
+        "Count what is left after each step, one step at a time, then say it. The answer is {gold}.",
+        "The answer is 1000001.",  # wrong
+    ]
+    _cot_outputs(db, sandbox, tmp_path, outputs)
+
+    def members(name: str, **spec: Any) -> int:
+        with db.transaction() as session:
+            snapshot, _ = create_snapshot(session, name, {"tasks": ["procedural"], **spec})
+            return snapshot.row_count
+
+    assert members("exact") == 3 * 4
+    assert members("none", dedupe="none") == 3 * 5
+    assert members("near", dedupe="near", near_threshold=0.5) == 3 * 3
+    assert members("any", verdict="any", dedupe="none") == 3 * 6
+    assert members("wrong", verdict="incorrect") == 3
+    assert members("short", max_chars=40) == 3  # the other short one repeats it
+    assert members("long", min_chars=60) == 3
+    assert members("where", where="body LIKE 'First%' AND teacher = 't'") == 3 * 2
+    assert members("colon", where="body NOT LIKE '%:%'") == 3 * 4
+    with db.transaction() as session:
+        one, _ = create_snapshot(session, "k", {"tasks": ["procedural"], "max_per_problem": 1, "seed": 1})
+        chosen = set(
+            session.execute(select(SnapshotMember.rationale_id).where(SnapshotMember.snapshot_id == one.id)).scalars()
+        )
+        again, created = create_snapshot(session, "k", {"tasks": ["procedural"], "max_per_problem": 1, "seed": 1})
+        other, _ = create_snapshot(session, "k2", {"tasks": ["procedural"], "max_per_problem": 1, "seed": 2})
+        assert one.row_count == 3 and not created and again.id == one.id
+        assert other.content_sha256 != one.content_sha256
+    assert len(chosen) == 3
+
+
+def test_bad_specs_are_refused_with_the_reason(db: Database, sandbox: Sandbox) -> None:
+    _procedural(db, sandbox, train=2, test=0)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"verdict": "great"}, "verdict must be any or one of"),
+        ({"tasks": []}, "an empty list selects nothing"),
+        ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"where": "no_such_column = 1"}, "the spec's where clause .* does not run"),
+        ({"tasks": ["nothing-here"]}, "selects no rationale"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(CurationError, match=message), db.transaction() as session:
+            create_snapshot(session, "bad", spec)
+    with pytest.raises(CurationError, match="NAME@N names a version"), db.transaction() as session:
+        create_snapshot(session, "a@b", {})
+    assert _counts(db) == (0, 0)
+    with db.read() as session, pytest.raises(CurationError, match="no snapshot 'missing@3'"):
+        resolve_snapshot(session, "missing@3")

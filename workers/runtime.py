@@ -15,7 +15,6 @@ import orjson
 from curation.db.session import Database
 from curation.errors import NotFoundError
 from curation.models import LanguageModel
-from curation.settings import get_settings
 from workers.sandbox import Sandbox
 from workers.task_contract import Dispatcher
 from workers.teachers.base import Teacher
@@ -48,9 +47,7 @@ class Runtime:
         thread = threading.get_ident()
         with self._lock:
             if thread not in self._sandboxes:
-                self._sandboxes[thread] = Sandbox(
-                    in_flight=self._sandbox_in_flight, landlock=get_settings().sandbox_landlock
-                )
+                self._sandboxes[thread] = Sandbox(in_flight=self._sandbox_in_flight)
             return self._sandboxes[thread]
 
     def teacher(self, model_id: int, options: dict[str, Any] | None = None) -> Teacher:

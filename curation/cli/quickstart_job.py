@@ -1,6 +1,7 @@
 """The main job in embedded mode: the whole loop on one SQLite file, no servers, no network.
 
-Schema, procedural problems, the embedded SmolLM2-135M teacher writing PaD-style programs (D
+Schema, procedural problems with their own reference rationales (verified, and frozen as the
+training snapshot `quickstart-train`), the embedded SmolLM2-135M teacher writing PaD-style programs (D
 samples per problem at temperature T), each program run in the sandbox, every rationale labelled,
 and the quality view over the result. Running it again with the same options reuses everything
 already stored; other options make a run of their own. It lives in the CLI, the one place that
@@ -49,6 +50,28 @@ def _made_with(run: SynthesisRun, spec: RunSpec) -> bool:
     )
 
 
+def _references(db: Database) -> str:
+    """The procedural problems' own CoT and programs as a verified reference run, frozen as the
+    snapshot `quickstart-train`: training data that does not depend on the bundled teacher."""
+    from curation.references import import_procedural_references
+    from curation.snapshots.create import create_snapshot
+    from workers.sandbox import Limits, Sandbox
+    from workers.verification import verify
+
+    with db.transaction() as session:
+        report = import_procedural_references(session)
+    with Sandbox(Limits()) as sandbox:
+        verified = verify(db, sandbox, run_id=report.run_id)
+    with db.transaction() as session:
+        snapshot, _ = create_snapshot(session, "quickstart-train", {"tasks": ["procedural"], "splits": ["train"]})
+        ref, members = snapshot.ref, snapshot.row_count
+    correct = verified.verdicts.get("correct", 0)
+    return (
+        f"reference rationales: run #{report.run_id}, {report.new_rationales} new, {verified.labelled} labelled "
+        f"({correct} correct); training snapshot {ref}: {members} members"
+    )
+
+
 def run_quickstart(
     db: Database,
     *,
@@ -75,6 +98,8 @@ def run_quickstart(
         f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read}); "
         f"train questions repeating a test one: {train.eval_overlap_count + test.eval_overlap_count}"
     )
+
+    echo(_references(db))
 
     echo(f"preparing the embedded teacher ({EMBEDDED_DESCRIPTION})")
     prepare_embedded_model()
@@ -104,30 +129,24 @@ def run_quickstart(
 def _student(
     db: Database, run_id: int, *, train_steps: int, eval_problems: int, seed: int, echo: Callable[[str], object]
 ) -> str:
-    """Reference rationales, a snapshot of them, the bundled model evaluated before and after a
-    short fine-tune on it, and the report."""
-    from curation.references import import_procedural_references
+    """The bundled model evaluated before and after a short fine-tune on the reference CoT
+    rationales (`_references` stored and verified them), and the report."""
     from curation.settings import get_settings
     from curation.snapshots.create import create_snapshot
     from trainer.config import TrainConfig
     from trainer.evaluation import EvalSpec, evaluate
     from trainer.report import collect_report, write_plots
     from trainer.runs import create_training_run, execute_training_run
-    from workers.sandbox import Sandbox
-    from workers.verification import verify
 
     with db.transaction() as session:
-        references = import_procedural_references(session)
-    with Sandbox() as sandbox:
-        verify(db, sandbox, run_id=references.run_id)
-    with db.transaction() as session:
+        # CoT only: the student learns Fine-tune-CoT's format (quickstart-train mixes in programs).
         snapshot, created = create_snapshot(
-            session, "quickstart-references",
+            session, "quickstart-train-cot",
             {"tasks": ["procedural"], "splits": ["train"], "origins": ["reference"], "kinds": ["cot"],
              "max_per_problem": 1},
         )  # fmt: skip
         ref = f"{snapshot.name}@{snapshot.version}"
-    echo(f"snapshot {ref}: {snapshot.row_count} reference rationales ({'new' if created else 'reused'})")
+    echo(f"snapshot {ref}: {snapshot.row_count} reference CoT rationales ({'new' if created else 'reused'})")
     spec = EvalSpec(model="embedded", task="procedural", split="test", limit=eval_problems, max_new_tokens=160)
     before = evaluate(db, spec, echo=echo)
     echo(f"before training: {before.line()}")

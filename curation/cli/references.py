@@ -24,12 +24,11 @@ NoVerify = Annotated[bool, typer.Option("--no-verify", help="Only import; verify
 
 
 def _verify(run_id: int) -> None:
-    from curation.settings import get_settings
     from workers.sandbox import Limits, Sandbox
     from workers.verification import verify
 
     limits = Limits()
-    with Sandbox(limits, landlock=get_settings().sandbox_landlock) as sandbox, progress_bar("verifying") as bar:
+    with Sandbox(limits) as sandbox, progress_bar("verifying") as bar:
         report = verify(database(), sandbox, run_id=run_id, progress=lambda n: bar.advance(bar.task_ids[0], n))
     verdicts = ", ".join(f"{verdict} {count:,}" for verdict, count in sorted(report.verdicts.items()))
     console.print(

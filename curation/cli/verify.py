@@ -46,14 +46,13 @@ def verify(
         raise CurationError("give exactly one of --run ID, --rationale ID or --pending")
     import dataclasses
 
-    from curation.settings import get_settings
     from workers.sandbox import Limits, Sandbox  # the sandbox is only needed here
     from workers.verification import verify as run_verification
 
     limits = _run_limits(run) if run is not None else Limits()
     overrides = {"wall_seconds": timeout, "memory_mb": memory_mb}
     limits = dataclasses.replace(limits, **{k: v for k, v in overrides.items() if v is not None})
-    sandbox = Sandbox(limits, in_flight=in_flight, landlock=get_settings().sandbox_landlock)
+    sandbox = Sandbox(limits, in_flight=in_flight)
     with sandbox, progress_bar("verifying") as bar:
         report = run_verification(
             database(),

@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import bindparam, func, insert, select, text
@@ -67,8 +66,7 @@ _SELECTED = (
 )
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     rationale_id: int
     problem_id: int
     generation_id: int | None
@@ -148,8 +146,11 @@ def candidate_query(session: Session, spec: SnapshotSpec) -> Any:
 
 def _candidates(session: Session, spec: SnapshotSpec) -> Iterator[list[_Candidate]]:
     """Candidates grouped by problem, in the canonical problem order."""
+    # Core rows (no ORM work per row), streamed; the option is the statement's, not the connection's,
+    # whose later statements (the savepoint's) must not run through a server-side cursor.
+    statement = candidate_query(session, spec).execution_options(yield_per=2_000)
     try:
-        result = session.execute(candidate_query(session, spec), execution_options={"yield_per": 2_000})
+        result = session.connection().execute(statement)
     except DBAPIError as error:
         if spec.where:
             reason = str(error.orig).splitlines()[0] if error.orig else str(error)
@@ -157,14 +158,9 @@ def _candidates(session: Session, spec: SnapshotSpec) -> Iterator[list[_Candidat
         raise
     group: list[_Candidate] = []
     for row in result:
-        choices = row.choices
-        if isinstance(choices, str):
-            choices = orjson.loads(choices)
-        candidate = _Candidate(
-            row.rationale_id, row.problem_id, row.generation_id, row.synthesis_run_id, row.task, row.split,
-            row.split_purpose, row.source_ref, row.question, choices, row.gold_answer, row.question_fingerprint,
-            row.origin, row.kind, row.body, row.label_id, row.verifier, row.verifier_version, row.verdict,
-        )  # fmt: skip
+        candidate = _Candidate._make(row)
+        if isinstance(candidate.choices, str):  # SQLite hands JSON back as text
+            candidate = candidate._replace(choices=orjson.loads(candidate.choices))
         if group and group[0].problem_id != candidate.problem_id:
             yield group
             group = []
@@ -272,10 +268,10 @@ def create_snapshot(session: Session, name: str, spec: SnapshotSpec | dict[str, 
             )  # fmt: skip
             position += 1
             if len(batch) >= MEMBER_BATCH:
-                session.execute(insert(table), batch)  # type: ignore[arg-type]
+                session.connection().execute(insert(table), batch)  # type: ignore[arg-type]
                 batch = []
     if batch:
-        session.execute(insert(table), batch)  # type: ignore[arg-type]
+        session.connection().execute(insert(table), batch)  # type: ignore[arg-type]
     if report.refused and not (training and spec.drop_contaminated):
         savepoint.rollback()
         raise CurationError(_refusal_message(name, spec, report))

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from sqlalchemy import select, text
@@ -98,8 +98,7 @@ class ExportManifest:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Member:
+class _Member(NamedTuple):
     position: int
     rationale_id: int
     generation_id: int | None
@@ -138,8 +137,8 @@ ORDER BY sm.position"""
 
 
 def _members(session: Session, snapshot: Snapshot) -> Iterator[_Member]:
-    connection = session.connection().execution_options(yield_per=READ_BATCH)
-    for row in connection.execute(_MEMBERS, {"snapshot_id": snapshot.id}):
+    statement = _MEMBERS.execution_options(yield_per=READ_BATCH)  # the statement's option, not the connection's
+    for row in session.connection().execute(statement, {"snapshot_id": snapshot.id}):
         position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold, *repair = row
         if isinstance(choices, str):  # SQLite hands JSON back as text
             choices = orjson.loads(choices)

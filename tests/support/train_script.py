@@ -30,12 +30,19 @@ def arithmetic_examples(count: int) -> list[Example]:
     return examples
 
 
+PEOPLE = [
+    "Tom", "Ana", "Raj", "Mei", "Olu", "Ivan", "Lea", "Sam", "Noor", "Kai",
+    "Zoe", "Max", "Ida", "Leo", "Eva", "Ben", "Amy", "Dan", "Liz", "Ray",
+]  # fmt: skip
+
+
 def short_examples(count: int) -> list[Example]:
-    """Twenty of these fit a tiny model in a minute of CPU: the completion restates the count."""
+    """A name for each example and a count for each name: a lookup a tiny model learns in a minute
+    of CPU (the names tell the examples apart from the first token on)."""
     examples = []
     for i in range(count):
-        name, apples = NAMES[i % len(NAMES)], 3 + 7 * i % 89
-        examples.append(Example(f"{name} has {apples} apples. ###", f" {apples} apples --> {apples} END", i))
+        name, apples = PEOPLE[i % len(PEOPLE)], 3 + 7 * i % 89
+        examples.append(Example(f"{name} has some apples. ###", f" {name} has {apples} apples --> {apples} END", i))
     return examples
 
 

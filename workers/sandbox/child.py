@@ -19,8 +19,8 @@ import io
 import json
 import os
 import resource
+import struct
 import sys
-import time
 
 from workers.sandbox import landlock, protocol
 
@@ -28,6 +28,7 @@ TYPE_CHECKING = False  # mypy reads it as True; importing typing would load it i
 if TYPE_CHECKING:  # the fork server never imports typing at run time
     from typing import Any
 
+    from workers.sandbox.privilege import Dropper
     from workers.sandbox.seccomp import Filter
 
 
@@ -39,7 +40,15 @@ from the sandbox's own setup, which the server then treats as a sandbox failure.
 MAX_VALUE_CHARS = 4_096
 MAX_MESSAGE_CHARS = 4_096
 _PIPE_SAFE_BYTES = 60_000  # a result must fit the pipe buffer: the server reads it after exit
-SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+SAFE_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    # Numerical libraries start thread pools when imported; a child may not start threads.
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 """The whole environment of the fork server, and so of every program (set once, in the server)."""
 
 
@@ -70,18 +79,81 @@ class CappedOutput(io.TextIOBase):
         return "".join(self.parts)
 
 
-def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
-    hard = soft if hard is None else hard
-    current_hard = resource.getrlimit(kind)[1]
-    if current_hard != resource.RLIM_INFINITY:
-        soft, hard = min(soft, current_hard), min(hard, current_hard)
-    resource.setrlimit(kind, (soft, hard))
+_LIMITED = (
+    "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_STACK",
+    "RLIMIT_DATA", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+    "RLIMIT_SIGPENDING", "RLIMIT_LOCKS",
+)  # fmt: skip
+RLIMITS = tuple(getattr(resource, name) for name in _LIMITED if hasattr(resource, name))
 
 
-def confine(
-    limits: dict[str, Any], private_dir: str, devnull: int, result_fd: int, ruleset: int | None, seccomp: Filter
-) -> None:
-    """Everything that makes the child a sandbox, in an order where each step can still run.
+FIXED_LIMITS = {
+    resource.RLIMIT_CORE: 0,
+    resource.RLIMIT_MEMLOCK: 0,
+    resource.RLIMIT_MSGQUEUE: 0,
+    resource.RLIMIT_NICE: 0,
+    resource.RLIMIT_RTPRIO: 0,
+    resource.RLIMIT_RTTIME: 0,
+}
+
+
+def fix_limits() -> None:
+    """In the zygote, once: every resource limit with its hard limit equal to the soft one, so no
+    child can ever raise one (the per-program ones are set lower in each child, see `confine`)."""
+    for kind in RLIMITS:
+        soft, hard = resource.getrlimit(kind)
+        soft = FIXED_LIMITS.get(kind, soft)
+        if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft > hard):
+            soft = hard
+        resource.setrlimit(kind, (soft, soft))
+
+
+def _set_limits(limits: dict[str, Any], scratch_bytes: int, privileged: bool) -> None:
+    memory = max(64 << 20, limits["memory_bytes"] - scratch_bytes)  # scratch space is memory too
+    cpu = limits["cpu_seconds"]
+    wanted = (
+        (resource.RLIMIT_AS, memory, memory),
+        (resource.RLIMIT_NPROC, limits["max_processes"], limits["max_processes"]),
+        (resource.RLIMIT_NOFILE, limits["max_open_files"], limits["max_open_files"]),
+        (resource.RLIMIT_FSIZE, limits["max_file_bytes"], limits["max_file_bytes"]),
+        # The one hard limit above its soft one: a second later, SIGXCPU becomes SIGKILL.
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+    )
+    for kind, soft, hard in wanted:
+        if not privileged:  # an unprivileged worker cannot raise a hard limit: stay below its own
+            current = resource.getrlimit(kind)[1]
+            if current != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current), min(hard, current)
+        resource.setrlimit(kind, (soft, hard))
+
+
+class Context:
+    """What the zygote prepared once for all children (see server.py)."""
+
+    __slots__ = (
+        "devnull", "dropper", "privileged", "result_fds", "rulesets", "seccomp", "server_pid", "uid_base",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        devnull: int,
+        dropper: Dropper,
+        result_fds: list[int],
+        rulesets: list[int],
+        seccomp: Filter,
+        server_pid: int,
+        uid_base: int,
+    ) -> None:
+        self.devnull, self.dropper, self.result_fds, self.rulesets = devnull, dropper, result_fds, rulesets
+        self.seccomp, self.server_pid, self.uid_base = seccomp, server_pid, uid_base
+        self.privileged = dropper.privileged
+
+
+def confine(context: Context, slot: int, limits: dict[str, Any], workdir: str, scratch_bytes: int) -> None:
+    """Everything that makes the child a sandbox, in an order where each step can still run:
+    limits and privileges while it still has the privilege to set them, then Landlock, descriptors,
+    and the seccomp allow list last.
 
     Kept to system calls on things the server prepared: every Python object a fresh child
     touches costs a copied page, and these steps run once per program.
@@ -91,21 +163,21 @@ def confine(
     # would let a spinning program take a full share whatever its priority.
     os.setpgid(0, 0)
     os.nice(10)  # the fork server, which starts and reaps children, goes first
-    seccomp.set_no_new_privs()
-    if ruleset is not None:  # first, while the server's descriptor numbers still hold
-        landlock.Policy.restrict(ruleset)
+    _set_limits(limits, scratch_bytes, context.privileged)
+    ids = context.uid_base + slot
+    context.dropper.drop(ids, ids)
+    context.dropper.die_with(context.server_pid)
+    context.seccomp.set_no_new_privs()
+    landlock.Policy.restrict(context.rulesets[slot])  # while the server's descriptor numbers still hold
     for fd in (0, 1, 2):  # C-level writes go nowhere; Python-level output is captured in memory
-        os.dup2(devnull, fd)
-    os.dup2(result_fd, RESULT_FD)
-    os.closerange(RESULT_FD + 1, 65536)  # the server's pipes and descriptors are none of its business
-    os.chdir(private_dir)
-    _set_limit(resource.RLIMIT_CORE, 0)
-    _set_limit(resource.RLIMIT_CPU, limits["cpu_seconds"], limits["cpu_seconds"] + 1)
-    _set_limit(resource.RLIMIT_AS, limits["memory_bytes"])
-    _set_limit(resource.RLIMIT_NPROC, limits["max_processes"])
-    _set_limit(resource.RLIMIT_NOFILE, limits["max_open_files"])
-    _set_limit(resource.RLIMIT_FSIZE, limits["max_file_bytes"])
-    seccomp.load()
+        os.dup2(context.devnull, fd)
+    os.dup2(context.result_fds[slot], RESULT_FD)
+    os.closerange(RESULT_FD + 1, 1 << 20)  # the server's pipes and descriptors are none of its business
+    os.chdir(workdir)
+    # Nothing the program can write is on the import path: not its directory, not '' (the server
+    # runs with -P, this is the second lock).
+    sys.path[:] = [p for p in sys.path if p and p != "." and not p.startswith(workdir)]
+    context.seccomp.load()
 
 
 def _describe(value: Any) -> tuple[str | None, str | None]:
@@ -130,7 +202,6 @@ def execute(code: str, limits: dict[str, Any]) -> dict[str, Any]:
     stdout, stderr = CappedOutput(cap), CappedOutput(cap)
     sys.stdout, sys.stderr = stdout, stderr
     result: dict[str, Any] = {"status": "ok"}
-    start = time.perf_counter()
     try:
         compiled = compile(code, "<program>", "exec")
     except (SyntaxError, ValueError) as error:  # ValueError: source with null bytes
@@ -160,7 +231,6 @@ def execute(code: str, limits: dict[str, Any]) -> dict[str, Any]:
             except Exception:
                 message = ""
             result.update(status="error", error_type=type(error).__name__, error_message=message)
-    result["duration_ms"] = (time.perf_counter() - start) * 1000
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     result["stdout"] = stdout.getvalue()
     result["stderr"] = stderr.getvalue()
@@ -184,32 +254,33 @@ def _encode(result: dict[str, Any]) -> bytes:
     return data
 
 
-def run_child(
-    code: str,
-    limits: dict[str, Any],
-    private_dir: str,
-    devnull: int,
-    result_fd: int,
-    ruleset: int | None,
-    seccomp: Filter,
-) -> None:
-    """The forked child's whole life. Never returns."""
+def run_child(context: Context, request: memoryview) -> None:
+    """The forked child's whole life, from the request the zygote read (see server.py). Never returns."""
     gc.disable()  # nothing to collect in a process this short, and collecting would touch shared pages
     status = 0
+    result_fd = -1
     try:
         try:
-            confine(limits, private_dir, devnull, result_fd, ruleset, seccomp)
+            slot, scratch_bytes, limits_size, dir_size = struct.unpack_from("=IQII", request)
+            offset = struct.calcsize("=IQII")
+            result_fd = context.result_fds[slot]
+            limits = json.loads(bytes(request[offset : offset + limits_size]))
+            offset += limits_size
+            workdir = bytes(request[offset : offset + dir_size]).decode()
+            code = bytes(request[offset + dir_size :]).decode("utf-8", "surrogatepass")
+            confine(context, slot, limits, workdir, scratch_bytes)
         except BaseException as error:
-            os.write(
-                result_fd,
-                json.dumps(
-                    {
-                        "status": "killed",
-                        "error_type": protocol.SETUP_FAILED,
-                        "error_message": f"{type(error).__name__}: {error}",
-                    }
-                ).encode(),
-            )
+            if result_fd >= 0:
+                os.write(
+                    result_fd,
+                    json.dumps(
+                        {
+                            "status": "killed",
+                            "error_type": protocol.SETUP_FAILED,
+                            "error_message": f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS],
+                        }
+                    ).encode(),
+                )
             os._exit(71)
         os.write(RESULT_FD, CONFINED)
         try:

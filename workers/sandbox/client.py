@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,9 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from workers.sandbox import protocol
+from workers.sandbox.landlock import default_read_paths
 from workers.sandbox.limits import Limits
 from workers.sandbox.protocol import SANDBOX_FAILURES
 from workers.sandbox.result import SandboxResult, Status
+from workers.sandbox.server import remove_tree
+
+log = logging.getLogger(__name__)
 
 # Imported once in the server, so programs get them at fork cost instead of import cost.
 DEFAULT_PRELOAD = (
@@ -68,19 +73,23 @@ class Sandbox:
         *,
         in_flight: int | None = None,
         preload: Sequence[str] = DEFAULT_PRELOAD,
-        landlock: bool = True,
+        uid_base: int | None = None,
     ) -> None:
         """in_flight: children running at once (default: see default_in_flight).
 
-        landlock: confine each program's file access with Landlock, and refuse to start where the
-        kernel lacks it. False runs with seccomp and rlimits only, for such kernels: programs then
-        cannot write files at all, but can read whatever the worker's user can read.
+        uid_base: where the server runs as root, slot N's programs run as uid and gid
+        uid_base + N (default: CURATION_SANDBOX_UID). Ignored for a worker that is not root.
         """
         self.limits = limits or Limits()
         self.in_flight = in_flight or default_in_flight(self.limits)
         self.preload = list(preload)
-        self.landlock = landlock
+        if uid_base is None:
+            from curation.settings import get_settings
+
+            uid_base = get_settings().sandbox_uid
+        self.uid_base = uid_base
         self.info: dict[str, Any] = {}
+        self.notices: list[str] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._request_fd = self._response_fd = -1
         self._requests = 0
@@ -97,9 +106,16 @@ class Sandbox:
             return
         request_r, request_w = os.pipe()
         response_r, response_w = os.pipe()
-        config = {"in_flight": self.in_flight, "preload": self.preload, "landlock": self.landlock}
+        config = {
+            "in_flight": self.in_flight,
+            "preload": self.preload,
+            "uid_base": self.uid_base,
+            # This interpreter's own view (a virtualenv's prefix and site-packages): the server runs
+            # without site and would not know them.
+            "read_paths": default_read_paths(exclude=[_PACKAGE_ROOT]),
+        }
         # -S: no site hooks (.pth files import things the server does not need); the import path
-        # is this process's own, passed explicitly.
+        # is this process's own, passed explicitly. -P: the working directory is not on it.
         import_path = [_PACKAGE_ROOT] + [p for p in sys.path if p and os.path.isdir(p)]
         environment = {
             "PATH": "/usr/bin:/bin",
@@ -113,6 +129,7 @@ class Sandbox:
                 [
                     sys.executable,
                     "-S",
+                    "-P",
                     "-c",
                     "from workers.sandbox.server import main; main()",
                     str(request_r),
@@ -136,14 +153,14 @@ class Sandbox:
             code = self._process.wait(timeout=10)
             self._close_pipes()
             raise SandboxError(f"the sandbox server exited with status {code} while starting") from None
-        self.info = hello["ready"]
-        if self.landlock and not self.info["landlock_abi"]:
+        if "error" in hello:
             self._stop()
             raise SandboxError(
-                "this kernel has no Landlock (Linux 5.13+ with landlock in the LSM list); "
-                "set CURATION_SANDBOX_LANDLOCK=false to run programs under seccomp and rlimits only, "
-                "where they cannot write files but can read what the worker's user can read"
+                f"{hello['error']}: programs cannot be confined here. Run the workers on Linux 5.13 or "
+                "later with Landlock enabled (the `lsm=` boot parameter must list landlock), or in a VM "
+                "that has it; see docs/verification.md"
             )
+        self.info = hello["ready"]
 
     def run(self, code: str, limits: Limits | None = None) -> SandboxResult:
         return self.run_many([code], limits)[0]
@@ -175,6 +192,9 @@ class Sandbox:
                     # would be read as the answer to the next batch, so this server must go.
                     self._stop()
                     raise
+                for notice in reply.get("notices", []):
+                    log.warning("%s", notice)
+                    self.notices.append(notice)
                 results = [SandboxResult.from_wire(r) for r in reply["results"]]
                 failed = [r for r in results if r.status is Status.killed and r.error_type in SANDBOX_FAILURES]
                 if failed:
@@ -200,6 +220,12 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+            # An unprivileged server that was killed could not remove its scratch directory (its
+            # children die with it: they have a parent-death signal). A root server's scratch space
+            # lives in its own mount namespace and is gone with it.
+            scratch = self.info.get("scratch")
+            if scratch and not self.info.get("privileged") and os.path.isdir(scratch):
+                remove_tree(scratch)
         self._process = None
 
     def close(self) -> None:

@@ -43,19 +43,25 @@ def abi_version() -> int:
     return int(result) if result > 0 else 0
 
 
-def default_read_paths() -> list[str]:
+def default_read_paths(exclude: Iterable[str] = ()) -> list[str]:
     """The standard library, installed packages and system library directories: what an import
-    that was not preloaded needs. Not sys.path as a whole: an editable install puts the project's
-    own checkout (and any .env in it) there."""
+    that was not preloaded needs, from a virtualenv (its site-packages and the base interpreter's
+    standard library) as well as from a system interpreter (dist-packages). Of the rest of the
+    import path only package directories (site-packages, dist-packages) count, never `exclude`: the
+    path also holds a script's own directory, and an editable install puts the project's checkout
+    (and any .env in it) there."""
     import sysconfig  # only at start-up
 
-    paths = sysconfig.get_paths()
-    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})
-    candidates = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
-    candidates += [base[k] for k in ("stdlib", "platstdlib")] + ["/usr", "/lib", "/lib64"]
+    candidates = []
+    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)):
+        paths = sysconfig.get_paths(vars={"base": prefix, "platbase": prefix, "installed_base": prefix})
+        candidates += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    candidates += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    candidates += ["/usr", "/lib", "/lib64"]
+    skip = {os.path.realpath(p) for p in exclude}
     seen: list[str] = []
     for path in candidates:
-        if path and os.path.isdir(path) and (real := os.path.realpath(path)) not in seen:
+        if path and os.path.isdir(path) and (real := os.path.realpath(path)) not in seen and real not in skip:
             seen.append(real)
     return seen
 
@@ -71,7 +77,8 @@ class Policy:
         self.fs_rights = _FS_RIGHTS_BY_ABI[max(v for v in _FS_RIGHTS_BY_ABI if v <= abi)]
         self.read_paths = list(read_paths)
 
-    def ruleset(self, private_dir: str) -> int:
+    def ruleset(self, private_dir: str, *, writable: bool = True) -> int:
+        """writable=False: the private directory can be listed and nothing more."""
         net = (_NET_BIND_TCP | _NET_CONNECT_TCP) if self.abi >= 4 else 0
         scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if self.abi >= 6 else 0
         if self.abi >= 6:
@@ -86,7 +93,7 @@ class Policy:
         os.set_inheritable(ruleset, True)
         for path in self.read_paths:
             self._allow(ruleset, path, READ_ONLY & self.fs_rights)
-        self._allow(ruleset, private_dir, self.fs_rights)
+        self._allow(ruleset, private_dir, self.fs_rights if writable else READ_DIR)
         return ruleset
 
     @staticmethod

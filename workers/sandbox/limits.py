@@ -15,10 +15,12 @@ class Limits:
 
     wall_seconds: wall-clock limit; the server kills the whole process group when it passes.
     cpu_seconds: CPU-time limit (RLIMIT_CPU); defaults to the wall-clock limit.
-    memory_mb: address-space limit (RLIMIT_AS), which includes the interpreter itself.
+    memory_mb: memory: the address-space limit (RLIMIT_AS, which includes the interpreter itself)
+        plus the private directory's tmpfs, whose size is taken out of it.
     max_processes: RLIMIT_NPROC (the seccomp filter forbids new processes and threads anyway).
     max_open_files: RLIMIT_NOFILE.
-    max_file_mb: largest file a program may write (RLIMIT_FSIZE) in its private directory.
+    max_file_mb: the size of the program's private directory (a tmpfs when the worker is root) and
+        the largest file it may write there (RLIMIT_FSIZE); 0: no writable directory at all.
     max_output_bytes: how much of stdout and of stderr is kept (the rest is counted, not stored).
     """
 
