@@ -10,6 +10,10 @@ measured on another task).
 - Programs (PaD, Zhu et al. 2024): input the question, target the program with its docstrings
   removed (PaD strips them before training). For a decoder-only student the prompt is the
   question and a newline, so that the program starts a line of its own.
+- Repair (LEMA's correction format, An et al. 2023, with interpreter feedback; docs/refinement.md):
+  the program prompt, then the faulty program, the feedback on it, and the instruction to find
+  the wrong step, say why and give the corrected program; the completion is the corrected
+  program alone (the corrections are verified programs, which carry no explanation).
 - Chat (`messages`): the user turn is the question; the assistant's is the CoT completion
   without its framing (``{rationale} --> {answer}``) or the program.
 """
@@ -99,3 +103,16 @@ def chat_messages(
         {"role": "user", "content": verbalised_question(question, choices)},
         {"role": "assistant", "content": assistant},
     ]
+
+
+REPAIR_FAULTY = "# Faulty program:\n"
+REPAIR_FEEDBACK = "# Feedback: "
+REPAIR_INSTRUCTION = "# Find the wrong step, say why, and give the corrected program.\n# Corrected program:\n"
+
+
+def repair_prompt(question: str, choices: Sequence[Choice] | None, faulty: str, feedback: str) -> str:
+    """The prompt of a repair: the student's program prompt, its faulty program, the interpreter's
+    feedback on one line, and the instruction; the corrected program follows (`pad_completion`)."""
+    program = without_docstrings(faulty).strip("\n")
+    note = " ".join(feedback.split())
+    return f"{pad_prompt(question, choices)}{REPAIR_FAULTY}{program}\n{REPAIR_FEEDBACK}{note}\n{REPAIR_INSTRUCTION}"

@@ -28,6 +28,10 @@ EXPECTED_VIEWS = {
     "snapshot_composition",
     "snapshot_source_run",
     "rationale_snapshot",
+    "refinement_step",
+    "repair_rate_by_error",
+    "evaluation_round",
+    "refinement_round_accuracy",
 }
 
 

@@ -136,7 +136,7 @@ class Seeder:
             )  # fmt: skip
         refined = insert(
             "rationale", problem_id=problems[1], parent_id=rationales[2], model_id=student, sample_index=0,
-            kind="program", origin="refinement", body="fixed", feedback="NameError",
+            kind="program", origin="refinement", body="fixed", feedback="NameError", refinement_round=1,
         )  # fmt: skip
         insert("label", rationale_id=refined, verifier="program", verifier_version="1", verdict="correct")
         if tag >= "0007":  # reference rationales (a downgrade keeps them, as teacher rationales)

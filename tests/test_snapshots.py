@@ -268,7 +268,7 @@ def test_datasets_reads_every_format(db: Database, sandbox: Sandbox, tmp_path: P
         create_snapshot(session, "cot", {"tasks": ["procedural"], "kinds": ["cot"]})
         create_snapshot(session, "programs", PROGRAMS)
     tokenizer = _tokenizer_dir(tmp_path)
-    snapshot_for = {"ftcot": "cot", "pad": "programs"}
+    snapshot_for = {"ftcot": "cot", "pad": "programs", "repair": "programs"}
     for fmt in FORMATS:
         for file_format in ("jsonl", "parquet"):
             out = tmp_path / f"{fmt}-{file_format}"
@@ -384,7 +384,9 @@ def test_kill_9_mid_export_leaves_nothing_under_the_final_name(
 
 
 SNAPSHOT_QUERIES = re.findall(
-    r"```sql\n(.*?)```", (ROOT / "docs/sql.md").read_text().split("## Snapshots", 1)[1], flags=re.DOTALL
+    r"```sql\n(.*?)```",
+    (ROOT / "docs/sql.md").read_text().split("## Snapshots", 1)[1].split("## Refinement rounds")[0],
+    flags=re.DOTALL,
 )
 
 

@@ -11,6 +11,11 @@ Re-running evaluates only what is missing: an evaluation is found again by (mode
 task, split, decoding), each output is keyed (evaluation, problem, sample) by a unique index, and
 outputs are stored a batch at a time, so a crash loses at most the batch in flight. The counts
 are recomputed from the labels at the end, so they always equal what the labels say.
+
+With `repair_rounds` N > 0 (program students), each output whose execution failed visibly is
+repaired by the same student for up to N rounds (trainer/refinement/loop.py); the repairs are
+rationales of the evaluation (sample k = round k), and the counts are those of each problem's
+last attempt: the accuracy after repair (the evaluation_round view has every round).
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from curation.answers.verdict import VERIFIER_VERSION
 from curation.db.base import utc_now
@@ -50,18 +55,21 @@ from curation.repositories import problems as problem_repo
 from curation.repositories.verification import VERIFIER_BY_KIND
 from curation.student_prompt import FTCOT_STOP, student_prompt
 from curation.templates import ProblemView
+from trainer.refinement.loop import RoundFigures, repair_rounds
 from workers.sandbox import Limits
 from workers.teachers.base import GenerationRequest, SamplingParams, Teacher
 
 STORE_BATCH = 64
 STOP = (FTCOT_STOP,)
 # Which kind of rationale a student trained on an export format writes.
-KIND_OF_FORMAT = {"ftcot": RationaleKind.cot, "pad": RationaleKind.program}
+KIND_OF_FORMAT = {"ftcot": RationaleKind.cot, "pad": RationaleKind.program, "repair": RationaleKind.program}
 
 
 def kind_of(fmt: str) -> RationaleKind:
     if fmt not in KIND_OF_FORMAT:
-        raise CurationError(f"cannot evaluate in format {fmt!r}: a student writes ftcot (CoT) or pad (programs)")
+        raise CurationError(
+            f"cannot evaluate in format {fmt!r}: a student writes ftcot (CoT), or pad or repair (programs)"
+        )
     return KIND_OF_FORMAT[fmt]  # Fine-tune-CoT's completions end with " END"; the end-of-sequence token ends them too
 
 
@@ -76,6 +84,7 @@ class EvalSpec:
     batch_size: int = 16
     max_new_tokens: int = 256
     device: str = "auto"
+    repair_rounds: int = 0  # program students: repair visible execution failures, up to N rounds
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,21 @@ class EvalReport:
     errors: int
     executed_ok: int | None
     accuracy: float
+    rounds: tuple[RoundFigures, ...] = ()
 
     def line(self) -> str:
         executed = f", {self.executed_ok} programs ran" if self.executed_ok is not None else ""
-        return (
+        text = (
             f"evaluation #{self.evaluation_id}: {self.model} on {self.task}/{self.split}: "
             f"{self.correct}/{self.problems} correct ({self.accuracy:.1%}); {self.incorrect} incorrect, "
             f"{self.unparseable} unparseable, {self.errors} errors{executed}; {self.generated} new outputs"
         )
+        for r in self.rounds:
+            text += (
+                f"\n  repair round {r.round}: {r.failures} failures, {r.reachable} reachable (error, timeout, "
+                f"no value), {r.unreachable} unreachable (a wrong value), {r.repaired} repaired"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,8 @@ def _evaluation(session: Session, target: _Target, task: Task, spec: EvalSpec) -
         "limit": spec.limit,
         "verifier_version": VERIFIER_VERSION,
     }
+    if spec.repair_rounds:
+        decoding["repair_rounds"] = spec.repair_rounds
     candidates = session.execute(
         select(Evaluation)
         .where(
@@ -241,6 +259,8 @@ def evaluate(
             raise NotFoundError(f"task {spec.task!r} has no problems: ingest it first")
         target = _resolve(session, spec)
         kind = kind_of(target.prompt_format)
+        if spec.repair_rounds and kind is not RationaleKind.program:
+            raise CurationError("--repair-rounds repairs programs: the student writes CoT (format ftcot)")
         evaluation = _evaluation(session, target, task, spec)
         evaluation.status = TrainingStatus.running
         evaluation_id = evaluation.id
@@ -249,19 +269,50 @@ def evaluate(
             raise CurationError(f"task {spec.task} has no problems in split {spec.split!r}")
         missing = [(pid, view) for pid, view in scope if pid not in _done(session, evaluation_id)]
     generated = 0
-    if missing:
-        if echo:
-            echo(f"evaluation #{evaluation_id}: {len(missing)} of {len(scope)} problems to generate ({target.label})")
-        generator = _generator(target, spec)
-        try:
+    generator: Teacher | None = None
+    rounds: list[RoundFigures] = []
+    try:
+        if missing:
+            if echo:
+                todo = f"{len(missing)} of {len(scope)} problems to generate"
+                echo(f"evaluation #{evaluation_id}: {todo} ({target.label})")
+            generator = _generator(target, spec)
             for start in range(0, len(missing), STORE_BATCH):
                 generated += _generate_and_store(
                     db, generator, evaluation_id, target, kind, missing[start : start + STORE_BATCH], spec
                 )
-        finally:
+        _verify(db, evaluation_id, kind, sandbox_factory)
+        if spec.repair_rounds:
+
+            def generate(prompts: Sequence[str]) -> list[str]:
+                nonlocal generator
+                if generator is None:
+                    generator = _generator(target, spec)
+                return _complete(generator, prompts, spec)
+
+            rounds = repair_rounds(
+                db, evaluation_id, target.model_id, spec.repair_rounds, generate,
+                lambda: _verify(db, evaluation_id, kind, sandbox_factory),
+                lambda out: rationale_body(out, RationaleKind.program),
+            )  # fmt: skip
+    finally:
+        if generator is not None:
             generator.close()
-    _verify(db, evaluation_id, kind, sandbox_factory)
-    return _summarise(db, evaluation_id, len(scope), kind, target.label, spec, generated)
+    report = _summarise(db, evaluation_id, len(scope), kind, target.label, spec, generated)
+    return replace(report, rounds=tuple(rounds))
+
+
+def _complete(generator: Teacher, prompts: Sequence[str], spec: EvalSpec) -> list[str]:
+    from curation.templates import Prompt
+
+    params = SamplingParams(temperature=0.0, max_tokens=spec.max_new_tokens, stop=STOP)
+    texts: dict[int, str] = {}
+    requests = [GenerationRequest(key=i, prompt=Prompt(p)) for i, p in enumerate(prompts)]
+    for result in generator.generate(requests, params):
+        if result.failed or not result.completions:
+            raise CurationError(f"repair generation failed for prompt {result.request.key}: {result.error}")
+        texts[int(result.request.key)] = result.completions[0].text  # type: ignore[call-overload]
+    return [texts[i] for i in range(len(prompts))]
 
 
 def _generate_and_store(
@@ -328,6 +379,9 @@ def _verify(db: Database, evaluation_id: int, kind: RationaleKind, sandbox_facto
 def _summarise(
     db: Database, evaluation_id: int, problems: int, kind: RationaleKind, label: str, spec: EvalSpec, generated: int
 ) -> EvalReport:
+    # Each problem's last attempt: the output itself, or its last repair within the evaluation.
+    child = aliased(Rationale)
+    last = ~exists().where(child.parent_id == Rationale.id, child.evaluation_id == evaluation_id)
     with db.transaction() as session:
         verdicts = Counter(
             {
@@ -337,6 +391,7 @@ def _summarise(
                     .join(Rationale, Rationale.id == Label.rationale_id)
                     .where(
                         Rationale.evaluation_id == evaluation_id,
+                        last,
                         Label.verifier == VERIFIER_BY_KIND[kind],
                         Label.verifier_version == VERIFIER_VERSION,
                     )
@@ -350,7 +405,7 @@ def _summarise(
                 session.execute(
                     select(func.count(func.distinct(Execution.rationale_id)))
                     .join(Rationale, Rationale.id == Execution.rationale_id)
-                    .where(Rationale.evaluation_id == evaluation_id, Execution.status == ExecutionStatus.ok)
+                    .where(Rationale.evaluation_id == evaluation_id, last, Execution.status == ExecutionStatus.ok)
                 ).scalar_one()
             )
         evaluation = session.get(Evaluation, evaluation_id)

@@ -34,7 +34,7 @@ from trainer.evaluation import weights_digest
 from trainer.packing import Example
 from trainer.validation import carve_validation
 
-TEXT_FORMATS = ("ftcot", "pad", "trl-prompt-completion")
+TEXT_FORMATS = ("ftcot", "pad", "repair", "trl-prompt-completion")
 EXPORT = "data"
 
 

@@ -15,6 +15,7 @@ from curation.cli import (
     inspect,
     quickstart,
     references,
+    refine,
     snapshot,
     synth,
     templates,
@@ -64,6 +65,7 @@ app.command("quickstart")(quickstart.quickstart)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("report")(evaluate.report)
+app.command("refine")(refine.refine)
 
 
 def main() -> None:

@@ -24,6 +24,9 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="The first N problems of the split only.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 16,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per output.")] = 256,
+    repair_rounds: Annotated[
+        int, typer.Option(help="Program students: repair outputs whose execution failed, up to N rounds.")
+    ] = 0,
 ) -> None:
     """Greedy outputs on a task split, stored as student rationales, verified, and scored."""
     from trainer.evaluation import EvalSpec
@@ -31,7 +34,7 @@ def evaluate(
 
     spec = EvalSpec(
         model=model, task=task, split=split, base_url=base_url, prompt_format=format, limit=limit,
-        batch_size=batch_size, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, max_new_tokens=max_new_tokens, repair_rounds=repair_rounds,
     )  # fmt: skip
     console.print(run_evaluation(database(), spec, echo=console.print).line())
 

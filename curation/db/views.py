@@ -373,7 +373,114 @@ LEFT JOIN label l ON l.id = sm.label_id""",
     ),
 ]
 
-VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4]
+# Revision 0009: refinement rounds. A refinement of round k repairs an attempt of round k-1 (round
+# 0: the student's own output). Two kinds: `repair-data` (a training example built by `curation
+# refine`: no evaluation, its body a verified program) and `eval-repair` (the student's own repair
+# during an evaluation with --repair-rounds; its evaluation is the one of the attempt it repairs).
+V5: list[tuple[str, str]] = [
+    (
+        # One row per refinement: its round, kind, the original output it descends from (root),
+        # and what was wrong with the attempt it repairs.
+        "refinement_step",
+        """
+WITH RECURSIVE up(rationale_id, ancestor_id) AS (
+    SELECT id, parent_id FROM rationale WHERE origin = 'refinement' AND parent_id IS NOT NULL
+    UNION ALL
+    SELECT up.rationale_id, r.parent_id
+    FROM up JOIN rationale r ON r.id = up.ancestor_id
+    WHERE r.parent_id IS NOT NULL
+), root_of AS (
+    SELECT up.rationale_id, up.ancestor_id AS root_id
+    FROM up JOIN rationale a ON a.id = up.ancestor_id
+    WHERE a.parent_id IS NULL
+)
+SELECT child.id AS rationale_id, child.refinement_round AS round,
+       CASE WHEN child.evaluation_id IS NULL THEN 'repair-data' ELSE 'eval-repair' END AS mode,
+       child.parent_id, root.id AS root_id, root.evaluation_id AS root_evaluation_id,
+       child.evaluation_id, ev.training_run_id, child.problem_id, t.name AS task, p.split,
+       pe.status AS parent_execution_status,
+       CASE WHEN pe.status IS NULL THEN CAST(pl.verdict AS VARCHAR(20))
+            WHEN pe.status = 'ok' THEN CASE WHEN pl.verdict = 'unparseable' THEN 'no value' ELSE 'wrong value' END
+            ELSE COALESCE(pe.error_type, CAST(pe.status AS VARCHAR(20))) END AS parent_error_type,
+       pl.verdict AS parent_verdict, child.feedback, cl.verdict,
+       CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END AS repaired
+FROM rationale child
+JOIN rationale parent ON parent.id = child.parent_id
+JOIN root_of ON root_of.rationale_id = child.id
+JOIN rationale root ON root.id = root_of.root_id
+JOIN problem p ON p.id = child.problem_id
+JOIN task t ON t.id = p.task_id
+LEFT JOIN evaluation ev ON ev.id = root.evaluation_id
+LEFT JOIN current_label pl ON pl.rationale_id = parent.id
+LEFT JOIN current_execution pe ON pe.rationale_id = parent.id
+LEFT JOIN current_label cl ON cl.rationale_id = child.id
+WHERE child.origin = 'refinement'""",
+    ),
+    (
+        # Per refinement round and kind, per error type of the repaired attempt: how many
+        # failures were taken up, how many repairs are correct, the repair rate.
+        "repair_rate_by_error",
+        f"""
+SELECT round, mode, task, parent_error_type AS error_type, COUNT(*) AS failures,
+       SUM(repaired) AS repaired, {_float("SUM(repaired)")} / COUNT(*) AS repair_rate
+FROM refinement_step
+GROUP BY round, mode, task, parent_error_type""",
+    ),
+    (
+        # An evaluation round by round (round 0: the student's first outputs; round k: after k
+        # repair rounds). failures: attempts of that round not correct; reachable: those an
+        # interpreter can see without the gold answer (error, timeout, syntax, no value: verdict
+        # error or unparseable); unreachable: a value, but the wrong one. correct and accuracy:
+        # problems solved by any attempt up to that round, so round 0 is the accuracy before
+        # repair and the last round the accuracy after it.
+        "evaluation_round",
+        f"""
+WITH attempt AS (
+    SELECT ra.evaluation_id, ra.problem_id, COALESCE(ra.refinement_round, 0) AS round, cl.verdict
+    FROM rationale ra
+    LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+    WHERE ra.evaluation_id IS NOT NULL
+), rounds AS (
+    SELECT DISTINCT evaluation_id, round FROM attempt
+)
+SELECT r.evaluation_id, r.round, ev.training_run_id, t.name AS task, ev.split, ev.problems,
+       SUM(CASE WHEN a.round = r.round THEN 1 ELSE 0 END) AS attempts,
+       SUM(CASE WHEN a.round = r.round AND COALESCE(a.verdict, '') <> 'correct' THEN 1 ELSE 0 END) AS failures,
+       SUM(CASE WHEN a.round = r.round AND a.verdict IN ('error', 'unparseable') THEN 1 ELSE 0 END) AS reachable,
+       SUM(CASE WHEN a.round = r.round AND a.verdict = 'incorrect' THEN 1 ELSE 0 END) AS unreachable,
+       COUNT(DISTINCT CASE WHEN a.verdict = 'correct' THEN a.problem_id END) AS correct,
+       {_float("COUNT(DISTINCT CASE WHEN a.verdict = 'correct' THEN a.problem_id END)")}
+           / CASE WHEN ev.problems > 0 THEN ev.problems ELSE 1 END AS accuracy
+FROM rounds r
+JOIN evaluation ev ON ev.id = r.evaluation_id
+JOIN task t ON t.id = ev.task_id
+JOIN attempt a ON a.evaluation_id = r.evaluation_id AND a.round <= r.round
+GROUP BY r.evaluation_id, r.round, ev.training_run_id, t.name, ev.split, ev.problems""",
+    ),
+    (
+        # A `curation refine` round: the run whose failures were repaired (before), the runs
+        # trained on a snapshot holding those repairs (after), and their evaluations on the same
+        # task and split side by side.
+        "refinement_round_accuracy",
+        """
+WITH made AS (
+    SELECT DISTINCT s.round, s.training_run_id AS before_run_id, tr.id AS after_run_id
+    FROM refinement_step s
+    JOIN snapshot_member sm ON sm.rationale_id = s.rationale_id
+    JOIN training_run tr ON tr.snapshot_id = sm.snapshot_id
+    WHERE s.mode = 'repair-data' AND s.training_run_id IS NOT NULL
+)
+SELECT made.round, made.before_run_id, made.after_run_id, t.name AS task, b.split,
+       b.id AS before_evaluation_id, b.accuracy AS accuracy_before,
+       a.id AS after_evaluation_id, a.accuracy AS accuracy_after
+FROM made
+JOIN evaluation b ON b.training_run_id = made.before_run_id
+JOIN evaluation a ON a.training_run_id = made.after_run_id AND a.task_id = b.task_id AND a.split = b.split
+JOIN task t ON t.id = b.task_id""",
+    ),
+]
+
+VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4, V5]
 
 
 def at_version(number: int) -> dict[str, str]:

@@ -27,7 +27,8 @@ class Rationale(Base):
     (a reference run's generations hold the source text they were derived from). Student outputs point at the
     evaluation that produced them. A refinement points at the failed rationale it repairs
     (`parent_id`) and keeps the interpreter feedback it was given (`feedback`): following
-    parent_id gives the whole lineage (see the rationale_lineage view).
+    parent_id gives the whole lineage (see the rationale_lineage view), and `refinement_round`
+    says which round made it (the refinement_step view, docs/refinement.md).
     `answer` is the extracted final answer (for programs, the value the program returned).
     """
 
@@ -51,4 +52,7 @@ class Rationale(Base):
     body: Mapped[str] = mapped_column(Text)
     answer: Mapped[str | None] = mapped_column(Text)
     feedback: Mapped[str | None] = mapped_column(Text)
+    # 1 for the repair of a student's output, k+1 for the repair of a round-k repair; NULL for
+    # everything that is not a refinement.
+    refinement_round: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[CreatedAt]

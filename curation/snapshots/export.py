@@ -16,6 +16,11 @@ Formats (student_prompt.py defines every string):
   without docstrings;
 - `trl-prompt-completion`: TRL's prompt/completion (standard, not conversational): each member
   in its kind's format above;
+- `repair`: programs only, as `pad`, except that a refinement member is a repair example:
+  `prompt` the repair prompt (the question, its parent's faulty program, the feedback the
+  refinement was built from, the instruction; student_prompt.repair_prompt), `completion` the
+  corrected program; its rows also carry `parent_rationale_id` and `refinement_round` (null
+  for the other members);
 - `trl-messages`: TRL's conversational `messages`, a user turn (the question) and an assistant
   turn (``{rationale} --> {answer}`` or the program);
 - `tokenized`: for a named tokenizer, `input_ids` (BOS if the tokenizer has one and adds it, the
@@ -54,12 +59,12 @@ from curation.models import Rationale, RationaleKind, Snapshot, SnapshotMember
 from curation.snapshots.create import resolve_snapshot
 from curation.snapshots.manifest import code_version
 
-FORMATS = ("ftcot", "pad", "trl-prompt-completion", "trl-messages", "tokenized")
+FORMATS = ("ftcot", "pad", "repair", "trl-prompt-completion", "trl-messages", "tokenized")
 FILE_FORMATS = ("jsonl", "parquet")
 DEFAULT_ROW_GROUP = 10_000
 READ_BATCH = 2_000
 IGNORE_INDEX = -100
-_ONLY_KIND = {"ftcot": RationaleKind.cot, "pad": RationaleKind.program}
+_ONLY_KIND = {"ftcot": RationaleKind.cot, "pad": RationaleKind.program, "repair": RationaleKind.program}
 
 ID_FIELDS = ("rationale_id", "generation_id", "synthesis_run_id", "problem_id", "position")
 TEXT_FIELDS = ("task", "split", "kind", "origin", "answer")
@@ -107,6 +112,10 @@ class _Member(NamedTuple):
     question: str
     choices: Any
     answer: str
+    parent_id: int | None = None
+    parent_body: str | None = None
+    feedback: str | None = None
+    refinement_round: int | None = None
 
 
 # Core SQL, not the ORM: rows come back as the driver gives them (an export is a loop over
@@ -114,9 +123,11 @@ class _Member(NamedTuple):
 _MEMBERS = text(
     """
 SELECT sm.position, sm.rationale_id, ra.generation_id, g.synthesis_run_id, sm.problem_id, t.name, p.split,
-       ra.kind, ra.origin, ra.body, p.question, p.choices, p.gold_answer
+       ra.kind, ra.origin, ra.body, p.question, p.choices, p.gold_answer,
+       ra.parent_id, parent.body, ra.feedback, ra.refinement_round
 FROM snapshot_member sm
 JOIN rationale ra ON ra.id = sm.rationale_id
+LEFT JOIN rationale parent ON parent.id = ra.parent_id
 JOIN problem p ON p.id = sm.problem_id
 JOIN task t ON t.id = p.task_id
 LEFT JOIN generation g ON g.id = ra.generation_id
@@ -128,10 +139,10 @@ ORDER BY sm.position"""
 def _members(session: Session, snapshot: Snapshot) -> Iterator[_Member]:
     statement = _MEMBERS.execution_options(yield_per=READ_BATCH)  # the statement's option, not the connection's
     for row in session.connection().execute(statement, {"snapshot_id": snapshot.id}):
-        position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold = row
+        position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold, *repair = row
         if isinstance(choices, str):  # SQLite hands JSON back as text
             choices = orjson.loads(choices)
-        yield _Member(position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold)
+        yield _Member(position, rid, gid, run, pid, task, split, kind, origin, body, question, choices, gold, *repair)
 
 
 # --- Rows per format ---------------------------------------------------------------------------
@@ -157,6 +168,20 @@ def _text_row(m: _Member) -> dict[str, Any]:
         "prompt": student_prompt.student_prompt(m.kind, m.question, m.choices),
         "completion": student_prompt.student_completion(m.kind, m.body, m.answer),
         **_ids(m),
+    }
+
+
+def _repair_row(m: _Member) -> dict[str, Any]:
+    if m.origin == "refinement" and m.parent_body is not None:
+        prompt = student_prompt.repair_prompt(m.question, m.choices, m.parent_body, m.feedback or "")
+    else:
+        prompt = student_prompt.student_prompt(m.kind, m.question, m.choices)
+    return {
+        "prompt": prompt,
+        "completion": student_prompt.pad_completion(m.body),
+        **_ids(m),
+        "parent_rationale_id": m.parent_id,
+        "refinement_round": m.refinement_round,
     }
 
 
@@ -234,6 +259,8 @@ def _arrow_schema(fmt: str) -> Any:
         head = [pa.field("messages", pa.list_(message), nullable=False)]
     else:
         head = [pa.field("prompt", pa.string(), nullable=False), pa.field("completion", pa.string(), nullable=False)]
+    if fmt == "repair":
+        ids += [pa.field("parent_rationale_id", pa.int64()), pa.field("refinement_round", pa.int64())]
     return pa.schema(head + ids)
 
 
@@ -310,6 +337,11 @@ class _ParquetWriter:
 LAYOUT: dict[str, dict[str, Any]] = {
     "ftcot": {"prompt": "{question} ###", "completion": " {rationale} --> {answer} END"},
     "pad": {"prompt": "{question}\\n", "completion": "{program without docstrings}"},
+    "repair": {
+        "prompt": "as pad; a refinement: {question}\\n# Faulty program:\\n{parent program}\\n# Feedback: {feedback}\\n"
+        "# Find the wrong step, say why, and give the corrected program.\\n# Corrected program:\\n",
+        "completion": "{program without docstrings}",
+    },
     "trl-prompt-completion": {"cot": "as ftcot", "program": "as pad"},
     "trl-messages": {
         "messages": [
@@ -371,6 +403,8 @@ def export_snapshot(
         make_row = _Tokenize(tokenizer)
     elif fmt == "trl-messages":
         make_row = _messages_row
+    elif fmt == "repair":
+        make_row = _repair_row
     else:
         make_row = _text_row
     manifest = ExportManifest(
