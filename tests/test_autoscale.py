@@ -564,7 +564,8 @@ def test_an_autoscaler_step_measures_and_decides_every_queue(client: redis.Redis
     policies = default_policies(list(Queue), target_seconds=100, max_workers=3, startup_seconds=0)
     step = Autoscaler(client, policies).step()
     desired = {decision.queue: decision.desired for decision in step.decisions}
-    assert desired == {"generation": 0, "execution": 0, "verification": 2, "training": 0}  # 4,000 in 100 s at 20/s each
+    # 4,000 in 100 s at 20/s each
+    assert desired == {"generation": 0, "execution": 0, "verification": 2, "training": 0}
     assert step.actions == []
 
 
