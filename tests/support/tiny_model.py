@@ -44,20 +44,20 @@ def save_tiny_student(tokenizer_dir: Path, target: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_llama(target: Path, *, seed: int = 0) -> Path:
+    """An even smaller one, tokenizer read from the GGUF itself (no converted SmolLM2 folder needed)."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     source = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    config = tiny_llama_config(
+        len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=1024,
+        tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
