@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,9 @@ POT = "teacher_outputs/program_of_thoughts/gsm8K_s0_e-1_11_17_10_20.jsonl"
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(Limits(wall_seconds=2.0), in_flight=8) as box:
+    # One program per core and a wall clock far from any finishing program's time: at 2 s, #825 (2.09 s)
+    # and one more program of about a second sat on the limit, and the counts below moved with the load.
+    with Sandbox(Limits(wall_seconds=10.0), in_flight=os.cpu_count() or 2) as box:
         yield box
 
 
@@ -161,6 +164,7 @@ def test_program_of_thoughts_gsm8k_execution_correct_rate(db: Database, sandbox:
             ).all()
         )
     assert (row.generations, row.rationales, row.labelled) == (1318, 1318, 1318)
-    assert row.correct == 941 and row.pass_rate == pytest.approx(941 / 1318)  # Program-of-Thoughts reports 71.6%
-    assert row.executed_ok == 1302
-    assert errors == {"NameError": 11, "SyntaxError": 1, "TimeoutError": 4}
+    # Program-of-Thoughts reports 71.6%; at a 2 s limit (bench/sandbox.py) 941 of these are correct.
+    assert row.correct == 942 and row.pass_rate == pytest.approx(942 / 1318)
+    assert row.executed_ok == 1304
+    assert errors == {"NameError": 11, "SyntaxError": 1, "TimeoutError": 2}
