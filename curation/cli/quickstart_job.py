@@ -10,7 +10,10 @@ wires the domain (`curation/`) to the workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from curation.db import migrations
@@ -23,6 +26,33 @@ if TYPE_CHECKING:
 
     from curation.models import SynthesisRun
     from workers.synthesis import RunSpec
+
+
+class Stopwatch:
+    """Wall time per stage, printed at the end: the quickstart promises a run of minutes, and a
+    user whose machine is slower should see which stage it is."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, float]] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages.append((name, time.perf_counter() - started))
+
+    def line(self) -> str:
+        total = sum(seconds for _, seconds in self.stages)
+        parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.stages)
+        return f"time: {parts}; {total / 60:.1f} min in all"
+
+
+# The student stage's settings, chosen by measurement on two CPU cores (see the README).
+BATCH_SIZE = 8
+LEARNING_RATE = 1e-4
+MAX_NEW_TOKENS = 160
 
 
 def quickstart_run(session: Session, spec: RunSpec) -> SynthesisRun:
@@ -87,47 +117,50 @@ def run_quickstart(
     from workers.synthesis import RunSpec
     from workers.teachers.embedded_model import EMBEDDED_DESCRIPTION, embedded_teacher_spec, prepare_embedded_model
 
-    migrations.upgrade(db)
-    echo(f"schema at revision {migrations.current_revision(db)}")
-    with db.transaction() as session:
-        train = ingest_procedural(session, count=problems, seed=seed, split="train")
-        # A different seed for test keeps the two sets apart; the ingest reports any question that
-        # appears in both (by content hash).
-        test = ingest_procedural(session, count=max(problems // 4, 1), seed=seed + 1, split="test")
-    echo(
-        f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} (of {test.read}); "
-        f"train questions repeating a test one: {train.eval_overlap_count + test.eval_overlap_count}"
-    )
+    clock = Stopwatch()
+    with clock.stage("problems and references"):
+        migrations.upgrade(db)
+        echo(f"schema at revision {migrations.current_revision(db)}")
+        with db.transaction() as session:
+            train = ingest_procedural(session, count=problems, seed=seed, split="train")
+            # A different seed for test keeps the two sets apart; the ingest reports any question that
+            # appears in both (by content hash).
+            test = ingest_procedural(session, count=max(problems // 4, 1), seed=seed + 1, split="test")
+        overlap = train.eval_overlap_count + test.eval_overlap_count
+        echo(
+            f"procedural problems: train +{train.inserted} (of {train.read}), test +{test.inserted} "
+            f"(of {test.read}); train questions repeating a test one: {overlap}"
+        )
+        echo(_references(db))
 
-    echo(_references(db))
-
-    echo(f"preparing the embedded teacher ({EMBEDDED_DESCRIPTION})")
-    prepare_embedded_model()
-    spec = RunSpec(
-        task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
-        samples=samples, temperature=0.7, max_tokens=160, seed=seed, limit=generate_for,
-        name=f"quickstart seed={seed} problems={problems} generate-for={generate_for} samples={samples}",
-    )  # fmt: skip
-    with db.transaction() as session:
-        run_id = quickstart_run(session, spec).id
-    echo(f"run #{run_id}: {generate_for} problems x {samples} samples, generated, executed and verified here")
-    progress = run_embedded(db, run_id)
-    echo(
-        f"run #{run_id} {progress.status}: {progress.generated} generated, {progress.failed} failed, "
-        f"{progress.labelled} labelled"
-    )
+    with clock.stage("teacher"):
+        echo(f"preparing the embedded teacher ({EMBEDDED_DESCRIPTION})")
+        prepare_embedded_model()
+        spec = RunSpec(
+            task="procedural", split="train", teacher=embedded_teacher_spec(), template="pad-program",
+            samples=samples, temperature=0.7, max_tokens=160, seed=seed, limit=generate_for,
+            name=f"quickstart seed={seed} problems={problems} generate-for={generate_for} samples={samples}",
+        )  # fmt: skip
+        with db.transaction() as session:
+            run_id = quickstart_run(session, spec).id
+        echo(f"run #{run_id}: {generate_for} problems x {samples} samples, generated, executed and verified here")
+        progress = run_embedded(db, run_id)
+        echo(
+            f"run #{run_id} {progress.status}: {progress.generated} generated, {progress.failed} failed, "
+            f"{progress.labelled} labelled"
+        )
     if train_steps <= 0:
         with db.read() as session:
             stats = collect_stats(session)
         return (
-            f"{stats.total_problems:,} problems stored. "
+            f"{stats.total_problems:,} problems stored. {clock.line()}\n"
             f'Next: `curation runs show {run_id}`, `curation sql "SELECT * FROM quality"`'
         )
-    return _student(db, run_id, train_steps=train_steps, eval_problems=eval_problems, seed=seed, echo=echo)
+    return _student(db, clock, train_steps=train_steps, eval_problems=eval_problems, seed=seed, echo=echo)
 
 
 def _student(
-    db: Database, run_id: int, *, train_steps: int, eval_problems: int, seed: int, echo: Callable[[str], object]
+    db: Database, clock: Stopwatch, *, train_steps: int, eval_problems: int, seed: int, echo: Callable[[str], object]
 ) -> str:
     """The bundled model evaluated before and after a short fine-tune on the reference CoT
     rationales (`_references` stored and verified them), and the report."""
@@ -147,18 +180,23 @@ def _student(
         )  # fmt: skip
         ref = f"{snapshot.name}@{snapshot.version}"
     echo(f"snapshot {ref}: {snapshot.row_count} reference CoT rationales ({'new' if created else 'reused'})")
-    spec = EvalSpec(model="embedded", task="procedural", split="test", limit=eval_problems, max_new_tokens=160)
-    before = evaluate(db, spec, echo=echo)
+    spec = EvalSpec(
+        model="embedded", task="procedural", split="test", limit=eval_problems, max_new_tokens=MAX_NEW_TOKENS
+    )
+    with clock.stage("evaluation before"):
+        before = evaluate(db, spec, echo=echo)
     echo(f"before training: {before.line()}")
     config = TrainConfig(
-        format="ftcot", max_steps=train_steps, batch_size=8, learning_rate=1e-4, warmup_ratio=0.1, seed=seed,
-        max_length=512, validation_fraction=0.1, save_steps=max(train_steps // 2, 1), save_total_limit=1,
+        format="ftcot", max_steps=train_steps, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, warmup_ratio=0.1,
+        seed=seed, max_length=512, validation_fraction=0.1, save_steps=max(train_steps // 2, 1), save_total_limit=1,
     )  # fmt: skip
     with db.transaction() as session:
         training_id = create_training_run(session, ref, "embedded", config).id
     echo(f"training run #{training_id}: {train_steps} steps of SmolLM2-135M on {ref} (CPU, fp32)")
-    execute_training_run(db, training_id)
-    after = evaluate(db, EvalSpec(**{**spec.__dict__, "model": f"run:{training_id}"}), echo=echo)
+    with clock.stage("training"):
+        execute_training_run(db, training_id)
+    with clock.stage("evaluation after"):
+        after = evaluate(db, replace(spec, model=f"run:{training_id}"), echo=echo)
     echo(f"after training: {after.line()}")
     with db.read() as session:
         report = collect_report(session)
@@ -167,6 +205,7 @@ def _student(
     return (
         f"accuracy on {after.problems} held-out procedural problems: {before.accuracy:.1%} before training, "
         f"{after.accuracy:.1%} after {train_steps} steps. Report: `curation report` (plots in {folder.resolve()}).\n"
+        f"{clock.line()}\n"
         "This was a small demonstration on a CPU: a 135M teacher, a few problems, a short fine-tune. A real run:\n"
         "  curation synth --task gsm8k --split train --teacher openai:Qwen/Qwen2.5-7B-Instruct "
         "--base-url http://gpu-box:8000/v1 --template pad-program --samples 8 --temperature 0.7\n"
