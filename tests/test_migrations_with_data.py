@@ -158,8 +158,9 @@ class Seeder:
         if "sealed" in sa.Table("snapshot", self.metadata, autoload_with=self.connection).c:
             self.connection.execute(sa.text("UPDATE snapshot SET sealed = TRUE WHERE id = :id"), {"id": snapshot})
         training = insert(
-            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
-        )
+            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="running",
+            lease_holder="host/1/x", lease_expires_at=self.now,
+        )  # fmt: skip
         evaluation = insert(
             "evaluation", model_id=student, training_run_id=training, task_id=task, split="test", status="completed",
             problems=2, correct=1, incorrect=1, unparseable=0, errors=0, executed_ok=2, accuracy=0.5,
