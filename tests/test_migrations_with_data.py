@@ -158,8 +158,9 @@ class Seeder:
         if "sealed" in sa.Table("snapshot", self.metadata, autoload_with=self.connection).c:
             self.connection.execute(sa.text("UPDATE snapshot SET sealed = TRUE WHERE id = :id"), {"id": snapshot})
         training = insert(
-            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
-        )
+            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="running",
+            lease_holder="host/1/x", lease_expires_at=self.now,
+        )  # fmt: skip
         student_run = None
         if tag >= "0011":  # an evaluation's own run, its template in the student's prompt format
             student_template = insert(

@@ -118,10 +118,11 @@ def fit(
     *,
     resume: bool = True,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> FitResult:
     """Train `base_model` on `train`, select the checkpoint on `validation` (if any), save the
     selected weights with the tokenizer in `run_dir/model`. With `resume`, a checkpoint already in
-    `run_dir` is continued rather than started over."""
+    `run_dir` is continued rather than started over. `callbacks`: more TrainerCallbacks."""
     import torch
     from transformers import (
         AutoConfig,
@@ -217,7 +218,7 @@ def fit(
         eval_dataset=held_out or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[ProgressBar()] if progress else [],
+        callbacks=[*([ProgressBar()] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict printed per step
     last: str | None = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
@@ -225,8 +226,9 @@ def fit(
     state = trainer.state
     model_dir = run_dir / MODEL
     trainer.model.config.use_cache = True  # for whoever generates with it
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
+    trainer.save_model(str(model_dir))  # the main process only, under torchrun
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(model_dir))
     train_loss, validation_loss = _curves(state.log_history)
     runtime = float(output.metrics.get("train_runtime", 0.0))
     session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen

@@ -1,7 +1,7 @@
 """evaluation.synthesis_run_id and evaluation.metrics; prompt_template.style may be `student`
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 03:30:00
 
 An evaluation's outputs are generations of its own synthesis run (teacher = the student model,
@@ -11,7 +11,7 @@ point at them. `metrics` holds what the decoding cost (student tokens, sandbox p
 seconds). Evaluations made before have neither (NULL): their outputs were never kept raw.
 
 A downgrade keeps every row: student templates become `program` (pad and repair formats) or
-`few_shot_cot` (ftcot), the styles 0009 knows.
+`few_shot_cot` (ftcot), the styles 0010 knows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from curation.db import views
 from curation.db.views import create_views, drop_views
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
