@@ -27,14 +27,35 @@ def evaluate(
     repair_rounds: Annotated[
         int, typer.Option(help="Program students: repair outputs whose execution failed, up to N rounds.")
     ] = 0,
+    decode: Annotated[str, typer.Option(help="greedy, sample (best-of-N) or step-beam.")] = "greedy",
+    samples: Annotated[int, typer.Option(help="--decode sample: samples per problem (N).")] = 4,
+    temperature: Annotated[float, typer.Option(help="--decode sample / step-beam: sampling temperature.")] = 0.8,
+    select: Annotated[str, typer.Option(help="--decode sample: majority, exec-vote or verifier.")] = "majority",
+    beams: Annotated[int, typer.Option(help="--decode step-beam: live beams per problem (N).")] = 4,
+    expand: Annotated[int, typer.Option(help="--decode step-beam: children per surviving beam (M).")] = 2,
+    scorer: Annotated[
+        str, typer.Option(help="--decode step-beam: step scorers, comma-separated: exec, logprob, verifier.")
+    ] = "exec",
+    max_steps: Annotated[int, typer.Option(help="--decode step-beam: lines before the search stops.")] = 24,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    verifier: Annotated[
+        Path | None, typer.Option(help="A trained verifier folder (curation verifier train --out), for verifier.")
+    ] = None,
 ) -> None:
-    """Greedy outputs on a task split, stored as student rationales, verified, and scored."""
+    """Outputs on a task split (greedy, best-of-N or step-beam), stored as generations and student
+    rationales, verified, and scored."""
+    from trainer.decoding.modes import Decoding
     from trainer.evaluation import EvalSpec
     from trainer.evaluation import evaluate as run_evaluation
 
+    decoding = Decoding(
+        method=decode, samples=samples, temperature=temperature, select=select, beams=beams, expand=expand,
+        scorers=tuple(s.strip() for s in scorer.split(",") if s.strip()), max_steps=max_steps, seed=seed,
+        verifier=str(verifier) if verifier else None,
+    )  # fmt: skip
     spec = EvalSpec(
         model=model, task=task, split=split, base_url=base_url, prompt_format=format, limit=limit,
-        batch_size=batch_size, max_new_tokens=max_new_tokens, repair_rounds=repair_rounds,
+        batch_size=batch_size, max_new_tokens=max_new_tokens, repair_rounds=repair_rounds, decoding=decoding,
     )  # fmt: skip
     console.print(run_evaluation(database(), spec, echo=console.print).line())
 
