@@ -57,8 +57,14 @@ def _precision(config: TrainConfig, torch: Any) -> str:
 
 
 def _seq2seq_features(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
+    """The prompt as the encoder's input, the completion as the labels, ending with the
+    end-of-sequence token (T5's tokenizer adds it; a causal LM's, reused for a T5, does not), so
+    that the student learns to stop."""
     source = list(tokenizer(example.prompt, truncation=True, max_length=max_length)["input_ids"])
     target = list(tokenizer(text_target=example.completion, truncation=True, max_length=max_length)["input_ids"])
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not target or target[-1] != eos):
+        target = [*target[: max_length - 1], int(eos)]
     return {"input_ids": source, "labels": target}
 
 
