@@ -11,7 +11,7 @@ checkpoint and continues the same loss curve. When there is a validation split, 
 every checkpoint and the best one (lowest validation loss) is the model kept; the test split is
 never looked at here.
 
-Several GPUs: the same code under `torchrun --nproc_per_node N -m curation.cli.app train ...` or
+Several processes: the same code under `torchrun --nproc_per_node N -m curation.cli.app train ...` or
 `accelerate launch -m curation.cli.app train ...`; the Trainer shards the batches (each process
 packs its own) and only the main process writes the model.
 """
