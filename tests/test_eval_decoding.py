@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from curation.db.session import Database
 from curation.errors import CurationError
@@ -33,6 +33,7 @@ from tests.support.tiny_model import build_tiny_llama
 from trainer.decoding.modes import Decoding
 from trainer.evaluation import EvalSpec, evaluate
 from workers.sandbox import Sandbox
+from workers.synthesis import ResumeReport, resume_run
 
 PROBLEMS = 3
 
@@ -158,11 +159,22 @@ def test_greedy_sample_and_step_beam_are_evaluations_of_generations(
         run_id = session.execute(
             select(Evaluation.synthesis_run_id).where(Evaluation.id == greedy.evaluation_id)
         ).scalar_one()
+        assert run_id is not None
         lost = session.execute(
             select(Generation).where(Generation.synthesis_run_id == run_id).order_by(Generation.id).limit(1)
         ).scalar_one()
         session.execute(delete(Rationale).where(Rationale.generation_id == lost.id))
         session.delete(lost)
+    # Until the rerun, the run is unfinished: no worker resumes an evaluation's run.
+    sent: list[str] = []
+
+    class Recording:
+        def send(self, task: str, *args: object) -> None:
+            sent.append(task)
+
+    with db.transaction() as session:
+        session.execute(update(SynthesisRun).where(SynthesisRun.id == run_id).values(status=RunStatus.running))
+    assert resume_run(db, Recording(), run_id) == ResumeReport() and sent == []
     redone = evaluate(db, _spec(tiny_model_dir, Decoding()), sandbox_factory=lambda: sandbox)
     assert redone.evaluation_id == greedy.evaluation_id and redone.generated == 1
     _check_outputs(db, greedy.evaluation_id, 1, lost=lost.completion_tokens or 0)

@@ -122,6 +122,8 @@ class EvalReport:
     executed_ok: int | None
     accuracy: float
     rounds: tuple[RoundFigures, ...] = ()
+    method: str = "greedy"
+    metrics: dict[str, Any] | None = None
 
     def line(self) -> str:
         executed = f", {self.executed_ok} programs ran" if self.executed_ok is not None else ""
@@ -130,6 +132,12 @@ class EvalReport:
             f"{self.correct}/{self.problems} correct ({self.accuracy:.1%}); {self.incorrect} incorrect, "
             f"{self.unparseable} unparseable, {self.errors} errors{executed}; {self.generated} new outputs"
         )
+        if self.metrics:
+            m = self.metrics
+            text += (
+                f"\n  {self.method}: {m['student_tokens']:,} student tokens, {m['sandbox_programs']:,} sandbox "
+                f"programs ({m['decode_sandbox_programs']:,} while decoding), {m['wall_seconds']:.1f} s"
+            )
         for r in self.rounds:
             text += (
                 f"\n  repair round {r.round}: {r.failures} failures, {r.reachable} reachable (error, timeout, "
@@ -611,4 +619,5 @@ def _summarise(
         return EvalReport(
             evaluation_id, label, spec.task, spec.split, problems, generated, evaluation.correct,
             evaluation.incorrect, evaluation.unparseable, evaluation.errors, executed_ok, evaluation.accuracy,
+            method=spec.decoding.method, metrics=evaluation.metrics,
         )  # fmt: skip
