@@ -171,7 +171,7 @@ def fit(
         features = [_as_features(t) for t in tokenized]
         held_out = [_as_features(t) for t in held]
         collator = (
-            PackingCollator()
+            PackingCollator(config.max_tokens_per_row, pad_token_id=int(tokenizer.pad_token_id))
             if config.packing
             else DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding="longest")
         )

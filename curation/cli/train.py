@@ -28,6 +28,9 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of data order and initialisation.")] = 0,
     max_length: Annotated[int, typer.Option(help="Tokens per example.")] = 1024,
     packing: Annotated[bool, typer.Option(help="Padding-free packing (causal LMs).")] = True,
+    max_tokens_per_row: Annotated[
+        int, typer.Option(help="Longest packed row; a longer micro-batch is split into rows (at least --max-length).")
+    ] = 2048,
     validation_fraction: Annotated[
         float, typer.Option(help="Share of training problems held out to select the checkpoint.")
     ] = 0.1,
@@ -57,6 +60,7 @@ def train(
             format=format, max_steps=max_steps, epochs=epochs, batch_size=batch_size,
             gradient_accumulation_steps=gradient_accumulation_steps, learning_rate=learning_rate,
             warmup_ratio=warmup_ratio, seed=seed, max_length=max_length, packing=packing,
+            max_tokens_per_row=max_tokens_per_row,
             validation_fraction=validation_fraction, save_steps=save_steps, precision=precision,
         )  # fmt: skip
         created: int | str = "not created"
