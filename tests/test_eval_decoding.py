@@ -32,6 +32,7 @@ from curation.templates import STUDENT_TEMPLATES, CompiledTemplate, ProblemView
 from tests.support.tiny_model import build_tiny_llama
 from trainer.decoding.modes import Decoding
 from trainer.evaluation import EvalSpec, evaluate
+from trainer.verifier import VerifierExample, VerifierTraining, train_verifier
 from workers.sandbox import Sandbox
 from workers.synthesis import ResumeReport, resume_run
 
@@ -203,3 +204,43 @@ def test_decoding_modes_are_checked(db: Database, tiny_model_dir: Path) -> None:
         evaluate(db, _spec(tiny_model_dir, Decoding("sample"), repair_rounds=1))
     with db.read() as session:  # nothing half-written
         assert session.execute(select(func.count()).select_from(Evaluation)).scalar_one() == 0
+
+
+@pytest.mark.slow
+def test_verifier_selection_and_scorer_and_cot_majority(
+    sqlite_db: Database, tiny_model_dir: Path, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    db = sqlite_db
+    _problems(db)
+    examples = [
+        VerifierExample(
+            f"q{i}", "def solution():\n    return 1\n" if i % 2 else "def solution():\n    return x\n", bool(i % 2)
+        )
+        for i in range(4)
+    ]
+    train_verifier(tiny_model_dir, examples, tmp_path / "verifier", VerifierTraining(epochs=1, batch_size=4))
+    folder = str(tmp_path / "verifier")
+    picked = evaluate(
+        db, _spec(tiny_model_dir, Decoding("sample", samples=2, select="verifier", verifier=folder)),
+        sandbox_factory=lambda: sandbox,
+    )  # fmt: skip
+    row = _check_outputs(db, picked.evaluation_id, 2)
+    assert row.decoding is not None and row.decoding["verifier"] == str(Path(folder).resolve())
+    searched = evaluate(
+        db, _spec(tiny_model_dir, Decoding("step-beam", beams=2, expand=1, scorers=("verifier",), max_steps=3,
+                                           verifier=folder)),
+        sandbox_factory=lambda: sandbox,
+    )  # fmt: skip
+    _check_outputs(db, searched.evaluation_id, 1)
+    # A CoT student: majority over answers extracted from the text; nothing runs while decoding.
+    cot = evaluate(db, _spec(tiny_model_dir, Decoding("sample", samples=2), prompt_format="ftcot"))
+    with db.read() as session:
+        evaluation = session.get(Evaluation, cot.evaluation_id)
+        assert evaluation is not None and evaluation.metrics is not None
+        assert evaluation.metrics["sandbox_programs"] == 0 and evaluation.executed_ok is None
+        template = session.execute(
+            select(PromptTemplate.name)
+            .join(SynthesisRun, SynthesisRun.template_id == PromptTemplate.id)
+            .where(SynthesisRun.id == evaluation.synthesis_run_id)
+        ).scalar_one()
+    assert template == "student-ftcot" and cot.problems == PROBLEMS

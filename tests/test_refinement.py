@@ -300,6 +300,15 @@ def test_a_full_refine_round_end_to_end(sqlite_db: Database, tiny_student: Path,
                  "ORDER BY round"), {"e": looped.evaluation_id}
         ).all()  # fmt: skip
     assert len(repaired_parents) == sum(r.reachable for r in looped.rounds)
+    with db.read() as session:  # each repair is a generation of the evaluation's run, with its tokens
+        repair_generations = session.execute(
+            text("SELECT g.sample_index, c.sample_index, g.completion_tokens, g.synthesis_run_id, e.synthesis_run_id "
+                 "FROM rationale c JOIN generation g ON g.id = c.generation_id "
+                 "JOIN evaluation e ON e.id = c.evaluation_id "
+                 "WHERE c.evaluation_id = :e AND c.origin = 'refinement'"), {"e": looped.evaluation_id}
+        ).all()  # fmt: skip
+    assert repair_generations and len(repair_generations) == len(repaired_parents)
+    assert all(g == c and tokens and run == own for g, c, tokens, run, own in repair_generations)
     assert all(verdict in ("error", "unparseable") for _, verdict in repaired_parents)  # never a wrong value
     assert per_round[0].attempts == 3 and per_round[-1].accuracy == pytest.approx(looped.accuracy)
 

@@ -26,8 +26,9 @@ are recomputed from the labels at the end, so they always equal what the labels 
 
 With `repair_rounds` N > 0 (program students), each output whose execution failed visibly is
 repaired by the same student for up to N rounds (trainer/refinement/loop.py); the repairs are
-rationales of the evaluation (sample k = round k), and the counts are those of each problem's
-last attempt: the accuracy after repair (the evaluation_round view has every round).
+rationales of the evaluation (sample k = round k) and generations of its run, and the counts are
+those of each problem's last attempt: the accuracy after repair (the evaluation_round view has
+every round).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ from curation.repositories.verification import VERIFIER_BY_KIND
 from curation.student_prompt import FTCOT_STOP, student_prompt
 from curation.templates import ProblemView, ensure_student_template
 from trainer.decoding.modes import BatchProblem, Cost, Decoder, Decoding, Output
-from trainer.refinement.loop import RoundFigures, repair_rounds
+from trainer.refinement.loop import Completed, RoundFigures, repair_rounds
 from workers.sandbox import Limits
 from workers.teachers.base import GenerationRequest, SamplingParams, Teacher
 
@@ -330,7 +331,7 @@ def evaluate(
         if not scope:
             raise CurationError(f"task {spec.task} has no problems in split {spec.split!r}")
         missing = [(pid, view) for pid, view in scope if pid not in _done(session, evaluation_id)]
-    generated = 0
+    generated = generated_repairs = 0
     generator: Teacher | None = None
     cost = Cost()
     rounds: list[RoundFigures] = []
@@ -363,23 +364,34 @@ def evaluate(
         _verify(db, evaluation_id, run_id, kind, sandbox)
         if spec.repair_rounds:
 
-            def generate(prompts: Sequence[str]) -> list[str]:
-                nonlocal generator
+            def generate(prompts: Sequence[str]) -> list[Completed]:
+                nonlocal generator, generated_repairs
                 if generator is None:
                     generator = _generator(target, spec)
-                return _complete(generator, prompts, spec)
+                started_repairs = time.perf_counter()
+                outputs = _complete(generator, prompts, spec)
+                cost.add(
+                    Cost(
+                        prompt_tokens=sum(o.prompt_tokens or 0 for o in outputs),
+                        completion_tokens=sum(o.completion_tokens or 0 for o in outputs),
+                        seconds=time.perf_counter() - started_repairs,
+                    )
+                )
+                generated_repairs += len(outputs)
+                return outputs
 
             rounds = repair_rounds(
                 db, evaluation_id, target.model_id, spec.repair_rounds, generate,
                 lambda: _verify(db, evaluation_id, run_id, kind, sandbox),
-                lambda out: rationale_body(out, RationaleKind.program),
+                lambda out: rationale_body(out, RationaleKind.program), run_id=run_id,
             )  # fmt: skip
     finally:
         if generator is not None:
             generator.close()
         if owned and sandbox is not None:
             sandbox.close()
-    wall = time.perf_counter() - started if generated else 0.0  # a rerun that made nothing cost nothing
+    # A rerun that made nothing cost nothing.
+    wall = time.perf_counter() - started if generated or generated_repairs else 0.0
     report = _summarise(db, evaluation_id, run_id, len(scope), kind, target.label, spec, generated, cost, wall)
     return replace(report, rounds=tuple(rounds))
 
@@ -444,17 +456,21 @@ def _greedy_batch(
     return outputs, cost
 
 
-def _complete(generator: Teacher, prompts: Sequence[str], spec: EvalSpec) -> list[str]:
+def _complete(generator: Teacher, prompts: Sequence[str], spec: EvalSpec) -> list[Completed]:
     from curation.templates import Prompt
 
     params = SamplingParams(temperature=0.0, max_tokens=spec.max_new_tokens, stop=STOP)
-    texts: dict[int, str] = {}
+    done: dict[int, Completed] = {}
     requests = [GenerationRequest(key=i, prompt=Prompt(p)) for i, p in enumerate(prompts)]
     for result in generator.generate(requests, params):
         if result.failed or not result.completions:
             raise CurationError(f"repair generation failed for prompt {result.request.key}: {result.error}")
-        texts[int(result.request.key)] = result.completions[0].text  # type: ignore[call-overload]
-    return [texts[i] for i in range(len(prompts))]
+        completion = result.completions[0]
+        done[int(result.request.key)] = Completed(  # type: ignore[call-overload]
+            completion.text, completion.finish_reason, result.prompt_tokens, result.completion_tokens,
+            result.latency_ms,
+        )  # fmt: skip
+    return [done[i] for i in range(len(prompts))]
 
 
 class _Stored:
