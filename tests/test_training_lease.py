@@ -7,6 +7,7 @@ once with one trainer."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 from sqlalchemy import func, select, update
 
@@ -26,7 +26,8 @@ from curation.db.base import utc_now
 from curation.db.session import Database
 from curation.models import LanguageModel, TrainingRun, TrainingStatus
 from curation.repositories import training_leases
-from tests.conftest import REDIS_URL, ROOT, fresh_sqlite, unavailable
+from tests.conftest import ROOT, fresh_sqlite, unavailable
+from tests.support.redis_server import RedisServer
 from tests.support.training_data import reference_snapshot
 from trainer import fit as fit_module
 from trainer.config import TrainConfig
@@ -212,15 +213,17 @@ def test_a_trainer_whose_lease_was_taken_stops_without_writing(
 def test_a_celery_worker_trains_a_run_delivered_twice_at_once_with_one_trainer(
     sqlite_template: Path, tiny_student: Path, tmp_path: Path
 ) -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError as error:
-        unavailable("Redis", error)
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        unavailable("Redis", "redis-server is not installed")
+    server = RedisServer(binary, tmp_path)
+    server.start()
+    broker_url = server.url
     db = fresh_sqlite(sqlite_template, tmp_path)
     run_id = _run(db, tiny_student, tmp_path / "runs")
     log_path = tmp_path / "worker.log"
     environment = {
-        **os.environ, "CURATION_DATABASE_URL": str(db.engine.url), "CURATION_BROKER_URL": REDIS_URL,
+        **os.environ, "CURATION_DATABASE_URL": str(db.engine.url), "CURATION_BROKER_URL": broker_url,
         "CURATION_LEASE_SECONDS": "3", "CURATION_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
     }  # fmt: skip
     with log_path.open("wb") as log:
@@ -230,7 +233,7 @@ def test_a_celery_worker_trains_a_run_delivered_twice_at_once_with_one_trainer(
             cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        sender = Celery("test-sender", broker=REDIS_URL)
+        sender = Celery("test-sender", broker=broker_url)
         for _ in range(2):  # a redelivery while the first still trains, or a second worker: the same
             sender.send_task(TRAIN, args=[run_id], queue=Queue.training.value, routing_key=Queue.training.value)
         deadline = time.monotonic() + 600
@@ -255,3 +258,16 @@ def test_a_celery_worker_trains_a_run_delivered_twice_at_once_with_one_trainer(
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
         db.dispose()
+        server.stop()
+
+
+def test_the_training_task_outlives_the_task_time_limit_and_retries_while_held() -> None:
+    """A task whose limits are None gets the worker's (an hour): a run would be killed mid-way; and
+    retry()'s max_retries=None means the default 3, after which a held run's copy would give up."""
+    from curation.settings import get_settings
+    from trainer.tasks import train
+
+    settings = get_settings()
+    assert train.time_limit == settings.training_time_limit > settings.task_time_limit
+    assert train.soft_time_limit == settings.training_time_limit - 60
+    assert train.max_retries is None

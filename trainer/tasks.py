@@ -32,7 +32,8 @@ TRAIN = "curation.train"
 _LIMIT = get_settings().training_time_limit
 
 
-@app.task(bind=True, name=TRAIN, time_limit=_LIMIT, soft_time_limit=_LIMIT - 60)  # type: ignore[untyped-decorator]
+# max_retries=None on the task itself: passed to retry() instead, None means "the default" (3).
+@app.task(bind=True, name=TRAIN, time_limit=_LIMIT, soft_time_limit=_LIMIT - 60, max_retries=None)  # type: ignore[untyped-decorator]
 def train(self: Any, run_id: int) -> int:
     from trainer.lease import RunHeld
     from trainer.runs import execute_training_run
@@ -42,7 +43,7 @@ def train(self: Any, run_id: int) -> int:
     except RunHeld as held:
         # Held for as long as its holder lives and renews: no cap on the retries (each is one
         # message, sent a lease later, after this delivery is acknowledged).
-        raise self.retry(countdown=held.retry_in + random.uniform(0, 1), max_retries=None) from None
+        raise self.retry(exc=held, countdown=held.retry_in + random.uniform(0, 1)) from None
 
 
 def send_training(run_id: int) -> None:

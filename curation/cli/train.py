@@ -88,7 +88,12 @@ def train(
         send_training(run_id)
         console.print(f"training run #{run_id} sent to the training queue (`curation worker --queues training`)")
         return
-    run = execute_training_run(db, run_id)
+    from trainer.lease import RunHeld
+
+    try:
+        run = execute_training_run(db, run_id)
+    except RunHeld as held:
+        raise CurationError(f"{held}; it is being trained elsewhere (try again once its lease runs out)") from None
     if not main:
         return
     metrics = run.metrics or {}
