@@ -21,7 +21,8 @@ from curation.ingestion.service import ingest_procedural
 from trainer.evaluation import EvalSpec, evaluate
 
 
-def one(model: str, problems: int, batch_size: int, max_new_tokens: int, folder: Path) -> tuple[float, int]:
+def one(model: str, problems: int, batch_size: int, max_new_tokens: int, folder: Path) -> tuple[float, int, int]:
+    """problems/s, correct, student tokens generated (from the evaluation row's metrics)."""
     db = Database(f"sqlite:///{folder / f'batch-{batch_size}.db'}")
     migrations.upgrade(db)
     with db.transaction() as session:
@@ -31,7 +32,7 @@ def one(model: str, problems: int, batch_size: int, max_new_tokens: int, folder:
     report = evaluate(db, spec)
     elapsed = time.perf_counter() - started
     db.dispose()
-    return problems / elapsed, report.correct
+    return problems / elapsed, report.correct, int((report.metrics or {}).get("student_tokens", 0))
 
 
 def main() -> None:
@@ -43,17 +44,23 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        batched, correct_batched = one(
+        batched, correct_batched, tokens_batched = one(
             options.model, options.problems, options.batch_size, options.max_new_tokens, scratch
         )
-        single, correct_single = one(options.model, options.problems, 1, options.max_new_tokens, scratch)
+        single, correct_single, tokens_single = one(
+            options.model, options.problems, 1, options.max_new_tokens, scratch
+        )
     print(
         f"{options.problems} procedural problems, {options.model}, greedy, {options.max_new_tokens} new tokens at most"
     )
     print(
-        f"batched ({options.batch_size} a batch, left padding): {batched:6.2f} problems/s ({correct_batched} correct)"
+        f"batched ({options.batch_size} a batch, left padding): {batched:6.2f} problems/s ({correct_batched} correct, "
+        f"{tokens_batched} student tokens)"
     )
-    print(f"one at a time:                        {single:6.2f} problems/s ({correct_single} correct)")
+    print(
+        f"one at a time:                        {single:6.2f} problems/s ({correct_single} correct, "
+        f"{tokens_single} student tokens)"
+    )
     print(f"ratio (batched / one at a time): {batched / single:.2f}x")
 
 

@@ -3,11 +3,14 @@ configuration (padding to the longest example of the batch, an attention mask, n
 model, same examples, same batch size, same steps, in the same run.
 
     python bench/train.py [--steps 20] [--batch-size 8] [--examples 256] [--shape tiny|smollm2]
+                          [--max-tokens-per-row 2048]
 
 Examples are token ids with Fine-tune-CoT-like lengths (prompts 30-120 tokens, completions 40-400),
-the loss on completion tokens only in both. The figure is completion-and-prompt tokens of real
-examples per second (padding excluded). On CPU both run in fp32 with AdamW; on a GPU both in bf16,
-ours with fused AdamW, the baseline with the Trainer's default optimizer. On a GPU the model is
+the loss on completion tokens only in both; ours packs each batch into rows of at most
+`--max-tokens-per-row` tokens (the trainer's default, TrainConfig.max_tokens_per_row). The figure
+is completion-and-prompt tokens of real examples per second (padding excluded). On CPU both run
+in fp32 with AdamW; on a GPU both in bf16, ours with fused AdamW, the baseline with the Trainer's
+default optimizer. On a GPU the model is
 SmolLM2-135M-shaped with random weights (`--shape smollm2`, the default there), and model FLOPs
 utilisation is printed for both: (6N + 12·L·H·Q·T) FLOPs per token, N the parameters including
 the tied output layer, L layers, H heads, Q head size, T the mean example length, against 989
@@ -24,6 +27,7 @@ from typing import Any
 
 import torch
 
+from trainer.config import TrainConfig
 from trainer.packing import IGNORE, PackingCollator, Tokenized
 
 PEAK_FLOPS = 989e12
@@ -129,6 +133,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16 if gpu else 8)
     parser.add_argument("--examples", type=int, default=2048 if gpu else 128)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="smollm2" if gpu else "tiny")
+    parser.add_argument("--max-tokens-per-row", type=int, default=TrainConfig().max_tokens_per_row)
     options = parser.parse_args()
     from transformers import DataCollatorForSeq2Seq
 
@@ -136,7 +141,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{options.shape}-shaped Llama, random weights, on {device}; {options.steps} steps of "
           f"{options.batch_size} examples ({'bf16' if gpu else 'fp32'})")  # fmt: skip
-    ours = run("ours: packed, no padding, no mask", options.shape, features, PackingCollator(), options.steps,
+    packing = PackingCollator(options.max_tokens_per_row)
+    ours = run("ours: packed, no padding, no mask", options.shape, features, packing, options.steps,
                options.batch_size, ours=True)  # fmt: skip
     baseline = run(
         "default Trainer: pad to longest, attention mask", options.shape, features,

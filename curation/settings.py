@@ -51,11 +51,18 @@ class Settings(BaseSettings):
         description="Seconds before Redis redelivers an unacknowledged task; must exceed the task time limit "
         "(default: twice it).",
     )
+    training_time_limit: int = Field(
+        default=7 * 24 * 3600,
+        ge=120,
+        description="Hard limit in seconds for one training task (`curation.train`), which outlives the "
+        "task time limit; its soft limit is a minute before.",
+    )
     lease_seconds: float = Field(
         default=60.0,
         ge=2.0,
-        description="How long a generation task's claim on its batch lasts without renewal (renewed every "
-        "quarter of it while the task works); a duplicate delivery waits this long at most after a crash.",
+        description="How long a generation task's claim on its batch, or a training run's claim on itself, "
+        "lasts without renewal (renewed every quarter of it while the task works); a duplicate delivery "
+        "waits this long at most after a crash.",
     )
     sandbox_uid: int = Field(
         default=1_500_000_000,

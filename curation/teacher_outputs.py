@@ -182,6 +182,8 @@ def import_teacher_outputs(
     fields = fields or OutputFields()
     if style is TemplateStyle.reference:
         raise CurationError("reference rationales are imported by `curation references`, not as teacher outputs")
+    if style is TemplateStyle.student:
+        raise CurationError("student outputs are made by `curation eval`, not imported as teacher outputs")
     if not path.is_file():
         raise InputError(str(path), "no such file")
     read = _reader(path, file_format)

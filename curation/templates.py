@@ -112,6 +112,22 @@ PAD_PROGRAM = (
     + "\n\nQuestion: {{ question }}{{ choices_text }}\nSolution:\n"
 )
 
+# The prompt formats students are evaluated in, as templates of their evaluations' synthesis runs
+# (curation/student_prompt.py builds the prompts; these render the same text, a test checks).
+_VERBALISED = "{{ (question.strip() ~ choices_text).strip() }}"
+STUDENT_TEMPLATES: dict[str, tuple[str, str]] = {
+    "ftcot": ("student-ftcot", _VERBALISED + student_prompt.FTCOT_PROMPT_END),
+    "pad": ("student-pad", _VERBALISED + student_prompt.PAD_PROMPT_END),
+}
+
+
+def ensure_student_template(session: Session, fmt: str) -> PromptTemplate:
+    """The template of the prompt format `fmt` (ftcot, or pad for program students; a repair
+    student is evaluated on the program prompt)."""
+    name, text = STUDENT_TEMPLATES["ftcot" if fmt == "ftcot" else "pad"]
+    return template_repo.ensure_template(session, name=name, style=TemplateStyle.student, text=text)
+
+
 BUILT_IN: dict[str, tuple[TemplateStyle, str, str | None]] = {
     "zero-shot-cot": (TemplateStyle.zero_shot_cot, ZERO_SHOT_COT, ZERO_SHOT_COT_ANSWER),
     "pad-program": (TemplateStyle.program, PAD_PROGRAM, None),
@@ -234,6 +250,8 @@ def add_template(
     """Store a template (a new version of `name` if its content is new), after a trial rendering."""
     if style is TemplateStyle.reference:
         raise CurationError("reference templates are written by `curation references`, not added as prompts")
+    if style is TemplateStyle.student:
+        raise CurationError("student templates are written by `curation eval`, not added as prompts")
     if style is TemplateStyle.zero_shot_cot and answer_text is None:
         raise CurationError("a zero-shot-CoT template needs its second stage (--answer-file)")
     row = PromptTemplate(name=name, version=0, style=style, text=text, answer_text=answer_text, content_hash="")
@@ -280,6 +298,10 @@ def resolve_template(session: Session, name: str, version: int | None = None) ->
     row = session.execute(query.limit(1)).scalar_one_or_none()
     if row is not None and row.style is TemplateStyle.reference:
         raise CurationError(f"template {name!r} names where reference rationales come from; it is no prompt")
+    if row is not None and row.style is TemplateStyle.student:
+        raise CurationError(
+            f"template {name!r} is a student's prompt format (an evaluation's); it is no teacher prompt"
+        )
     if row is not None:
         return row
     known = ", ".join(sorted(set(BUILT_IN) | set(session.execute(select(PromptTemplate.name).distinct()).scalars())))

@@ -158,11 +158,24 @@ class Seeder:
         if "sealed" in sa.Table("snapshot", self.metadata, autoload_with=self.connection).c:
             self.connection.execute(sa.text("UPDATE snapshot SET sealed = TRUE WHERE id = :id"), {"id": snapshot})
         training = insert(
-            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="completed"
-        )
+            "training_run", snapshot_id=snapshot, base_model_id=student, config={"lr": 1e-4}, status="running",
+            lease_holder="host/1/x", lease_expires_at=self.now,
+        )  # fmt: skip
+        student_run = None
+        if tag >= "0011":  # an evaluation's own run, its template in the student's prompt format
+            student_template = insert(
+                "prompt_template", name=f"student-pad-{tag}", version=1, style="student", text="{{ question }}\n",
+                content_hash=f"s{tag:0<63}"[:64],
+            )  # fmt: skip
+            student_run = insert(
+                "synthesis_run", teacher_id=student, template_id=student_template, task_id=task, split="test",
+                samples_per_problem=1, temperature=0.0, status="completed", problems_total=2, generations_done=0,
+                generations_failed=0, rationales_labelled=0, params={"decoding": {"method": "greedy"}},
+            )  # fmt: skip
         evaluation = insert(
             "evaluation", model_id=student, training_run_id=training, task_id=task, split="test", status="completed",
             problems=2, correct=1, incorrect=1, unparseable=0, errors=0, executed_ok=2, accuracy=0.5,
+            synthesis_run_id=student_run, metrics={"student_tokens": 12, "sandbox_programs": 2, "wall_seconds": 0.5},
         )  # fmt: skip
         for evaluated in problems:
             insert(
@@ -211,8 +224,12 @@ def test_every_migration_keeps_the_rows_it_finds_up_and_down(empty_db: Database)
             )
         ).all()
         embedded = connection.execute(sa.text("SELECT DISTINCT name FROM model WHERE backend = 'embedded'")).all()
-    assert len(runs) == len(walk) - 1  # the rows written at the first revision went with its downgrade to base
-    assert [(labelled, counted) for _, labelled, counted in runs] == [(3, 3)] * len(runs), (
+    # The rows written at the first revision went with its downgrade to base; from 0011 each
+    # revision seeds an evaluation's run too (no generations, nothing labelled).
+    student_runs = sum(1 for revision, _ in walk if revision >= "0011")
+    assert len(runs) == len(walk) - 1 + student_runs
+    runs = [r for r in runs if r[1] or r[2]]
+    assert [(labelled, counted) for _, labelled, counted in runs] == [(3, 3)] * (len(walk) - 1), (
         "every run labelled before 0003 counted its labels at 0006"
     )
     assert embedded == [("SmolLM2-135M-Instruct-Q4_1-dequantised",)]

@@ -1,5 +1,6 @@
-"""Padding-free packing gives every example the loss it has alone (within 1e-4), and the two ways
-of getting it wrong do not: an all-ones attention mask, and a model config that keeps its cache."""
+"""Padding-free packing gives every example the loss it has alone (within 1e-4), in one row or in
+rows of a token budget, and the two ways of getting it wrong do not: an all-ones attention mask,
+and a model config that keeps its cache."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import pytest
 import torch
 
+from curation.errors import CurationError
 from tests.support.tiny_model import tiny_llama_config
-from trainer.packing import IGNORE, PackingCollator, Tokenized, pack
+from trainer.config import TrainConfig
+from trainer.packing import IGNORE, PackingCollator, Tokenized, pack, rows_within
 
 
 def _examples() -> list[Tokenized]:
@@ -69,3 +72,31 @@ def test_an_all_ones_mask_or_a_kept_cache_lets_examples_attend_to_each_other() -
     assert abs(all_ones - expected) > 1e-3
     assert abs(cached - expected) > 1e-3  # the config's use_cache=True would silently do the same
     assert cached == pytest.approx(all_ones, abs=1e-5)
+
+
+def test_a_batch_over_the_token_budget_is_split_into_rows_with_the_same_loss() -> None:
+    model, examples = _model(), _examples()  # 14, 16, 20 and 16 tokens
+    expected = _per_example_loss(model, examples)
+    features = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    assert PackingCollator(66)(features)["input_ids"].shape == (1, 66)  # it all fits: one row, as before
+    rows = rows_within(examples, 32)
+    assert sorted(sorted(len(e) for e in row) for row in rows) == [[14], [16, 16], [20]]
+    batch = PackingCollator(32, pad_token_id=7)(features)
+    assert batch["input_ids"].shape == (3, 32) and "attention_mask" not in batch and batch["use_cache"] is False
+    for row, ids, labels, positions in zip(
+        rows, batch["input_ids"], batch["labels"], batch["position_ids"], strict=True
+    ):
+        used = sum(len(e) for e in row)
+        # The row's examples, then its padding as a segment of its own: positions from 0, no labels.
+        assert ids[used:].tolist() == [7] * (32 - used) and bool((labels[used:] == IGNORE).all())
+        assert positions[used:].tolist() == list(range(32 - used))
+        assert positions[:used].tolist() == [p for e in row for p in range(len(e))]
+    with torch.no_grad():
+        split = float(model(**batch).loss)
+    assert split == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_row_budget_holds_a_whole_example() -> None:
+    with pytest.raises(CurationError, match="must be at least --max-length"):
+        TrainConfig(max_length=1024, max_tokens_per_row=512)
+    assert TrainConfig(max_length=512, max_tokens_per_row=512).max_tokens_per_row == 512

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from curation.db.session import Database
 from curation.errors import CurationError
@@ -31,6 +31,7 @@ from curation.snapshots.create import create_snapshot
 from curation.snapshots.export import export_snapshot
 from curation.student_prompt import REPAIR_FAULTY, repair_prompt
 from tests.conftest import ROOT
+from trainer.ablation import AblationSpec, refinement_rounds, run_ablation
 from trainer.config import TrainConfig
 from trainer.evaluation import EvalSpec, evaluate
 from trainer.refinement.build import build_repairs, verify_programs
@@ -299,5 +300,34 @@ def test_a_full_refine_round_end_to_end(sqlite_db: Database, tiny_student: Path,
                  "ORDER BY round"), {"e": looped.evaluation_id}
         ).all()  # fmt: skip
     assert len(repaired_parents) == sum(r.reachable for r in looped.rounds)
+    with db.read() as session:  # each repair is a generation of the evaluation's run, with its tokens
+        repair_generations = session.execute(
+            text("SELECT g.sample_index, c.sample_index, g.completion_tokens, g.synthesis_run_id, e.synthesis_run_id "
+                 "FROM rationale c JOIN generation g ON g.id = c.generation_id "
+                 "JOIN evaluation e ON e.id = c.evaluation_id "
+                 "WHERE c.evaluation_id = :e AND c.origin = 'refinement'"), {"e": looped.evaluation_id}
+        ).all()  # fmt: skip
+    assert repair_generations and len(repair_generations) == len(repaired_parents)
+    assert all(g == c and tokens and run == own for g, c, tokens, run, own in repair_generations)
     assert all(verdict in ("error", "unparseable") for _, verdict in repaired_parents)  # never a wrong value
     assert per_round[0].attempts == 3 and per_round[-1].accuracy == pytest.approx(looped.accuracy)
+
+    # The ablation of the student: its decodings, then the student before and after the round,
+    # both evaluated greedily on the same split (the refine command's own test evaluation reused).
+    with db.read() as session:
+        stored = session.execute(select(func.count()).select_from(Evaluation)).scalar_one()
+    spec = AblationSpec(
+        model=f"run:{run_id}", task="procedural", split="test", ns=(1,), selections=("exec-vote",),
+        scorer_sets=(("exec",),), max_new_tokens=16, max_steps=3,
+    )  # fmt: skip
+    assert refinement_rounds(db, run_id) == [(1, run_id, report.trained_run_id)]
+    rows = run_ablation(db, spec)
+    assert [(r.method, r.variant) for r in rows] == [
+        ("greedy", "-"), ("best-of-N", "exec-vote"), ("step-beam", "exec"),
+        ("refine round 1 (before)", f"run:{run_id}"), ("refine round 1 (after)", f"run:{report.trained_run_id}"),
+    ]  # fmt: skip
+    assert rows[3].evaluation_id == rows[0].evaluation_id  # the student before is its greedy row
+    assert rows[4].accuracy == pytest.approx(report.evaluations["procedural/test"])
+    assert rows[4].teacher_tokens == 0  # every repair was a verified program already stored
+    with db.read() as session:  # three new decodings of the student; the run after was evaluated already
+        assert session.execute(select(func.count()).select_from(Evaluation)).scalar_one() == stored + 3

@@ -20,7 +20,9 @@ class TrainConfig:
     )
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; overrides epochs when > 0."})
     epochs: float = field(default=3.0, metadata={"help": "Passes over the training examples (when max_steps <= 0)."})
-    batch_size: int = field(default=8, metadata={"help": "Examples per device per micro-batch (packed into one row)."})
+    batch_size: int = field(
+        default=8, metadata={"help": "Examples per device per micro-batch (packed into rows of max_tokens_per_row)."}
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
@@ -30,6 +32,13 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed of initialisation of heads, data order and dropout."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per example; longer completions are cut."})
     packing: bool = field(default=True, metadata={"help": "Padding-free packing (causal LMs); off: pad to longest."})
+    max_tokens_per_row: int = field(
+        default=2048,
+        metadata={
+            "help": "Longest packed row: a micro-batch longer than this is split into several rows (attention "
+            "costs a row's length squared); at least max_length."
+        },
+    )
     validation_fraction: float = field(
         default=0.1,
         metadata={"help": "Share of the training problems held out (by problem id hash) to select the checkpoint."},
@@ -50,6 +59,11 @@ class TrainConfig:
             raise CurationError("train for some steps or epochs: --max-steps or --epochs must be positive")
         if not 0 <= self.validation_fraction < 1:
             raise CurationError("--validation-fraction must be in [0, 1)")
+        if self.packing and self.max_tokens_per_row < self.max_length:
+            raise CurationError(
+                f"--max-tokens-per-row ({self.max_tokens_per_row}) must be at least --max-length ({self.max_length}): "
+                "an example is never split across rows"
+            )
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise CurationError(f"unknown precision {self.precision!r}: auto, bf16, fp16 or fp32")
 

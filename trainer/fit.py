@@ -11,7 +11,7 @@ checkpoint and continues the same loss curve. When there is a validation split, 
 every checkpoint and the best one (lowest validation loss) is the model kept; the test split is
 never looked at here.
 
-Several GPUs: the same code under `torchrun --nproc_per_node N -m curation.cli.app train ...` or
+Several processes: the same code under `torchrun --nproc_per_node N -m curation.cli.app train ...` or
 `accelerate launch -m curation.cli.app train ...`; the Trainer shards the batches (each process
 packs its own) and only the main process writes the model.
 """
@@ -57,8 +57,14 @@ def _precision(config: TrainConfig, torch: Any) -> str:
 
 
 def _seq2seq_features(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[int]]:
+    """The prompt as the encoder's input, the completion as the labels, ending with the
+    end-of-sequence token (T5's tokenizer adds it; a causal LM's, reused for a T5, does not), so
+    that the student learns to stop."""
     source = list(tokenizer(example.prompt, truncation=True, max_length=max_length)["input_ids"])
     target = list(tokenizer(text_target=example.completion, truncation=True, max_length=max_length)["input_ids"])
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not target or target[-1] != eos):
+        target = [*target[: max_length - 1], int(eos)]
     return {"input_ids": source, "labels": target}
 
 
@@ -118,10 +124,11 @@ def fit(
     *,
     resume: bool = True,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> FitResult:
     """Train `base_model` on `train`, select the checkpoint on `validation` (if any), save the
     selected weights with the tokenizer in `run_dir/model`. With `resume`, a checkpoint already in
-    `run_dir` is continued rather than started over."""
+    `run_dir` is continued rather than started over. `callbacks`: more TrainerCallbacks."""
     import torch
     from transformers import (
         AutoConfig,
@@ -164,7 +171,7 @@ def fit(
         features = [_as_features(t) for t in tokenized]
         held_out = [_as_features(t) for t in held]
         collator = (
-            PackingCollator()
+            PackingCollator(config.max_tokens_per_row, pad_token_id=int(tokenizer.pad_token_id))
             if config.packing
             else DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding="longest")
         )
@@ -217,7 +224,7 @@ def fit(
         eval_dataset=held_out or None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[ProgressBar()] if progress else [],
+        callbacks=[*([ProgressBar()] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict printed per step
     last: str | None = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
@@ -225,8 +232,9 @@ def fit(
     state = trainer.state
     model_dir = run_dir / MODEL
     trainer.model.config.use_cache = True  # for whoever generates with it
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
+    trainer.save_model(str(model_dir))  # the main process only, under torchrun
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(model_dir))
     train_loss, validation_loss = _curves(state.log_history)
     runtime = float(output.metrics.get("train_runtime", 0.0))
     session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen

@@ -14,6 +14,7 @@ snapshot, its hash, the export's file hashes, the base model and its weights has
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,10 @@ from curation.models import ModelRole, Problem, Snapshot, Split, SplitPurpose, T
 from curation.repositories import models as model_repo
 from curation.settings import get_settings
 from trainer.config import TrainConfig
+from trainer.distributed import from_main, is_main_process, wait_for_everyone
 from trainer.evaluation import weights_digest
+from trainer.fit import FitResult
+from trainer.lease import RunHeld, TrainingLease, lease_guard
 from trainer.packing import Example
 from trainer.validation import carve_validation
 
@@ -160,51 +164,113 @@ def _export(db: Database, run: TrainingRun, snapshot: Snapshot, target: Path) ->
     return dict(written.as_dict())
 
 
-def execute_training_run(db: Database, run_id: int, *, progress: bool = True) -> TrainingRun:
-    from trainer.fit import fit
+def _start(db: Database, run_id: int, lease: TrainingLease) -> str | BaseException:
+    """The main process's decision: "train" (the run is claimed and marked running), "done" (it
+    is completed already), or the error (RunHeld: another process trains it)."""
+    try:
+        with db.transaction() as session:
+            run = session.get(TrainingRun, run_id)
+            if run is None:
+                raise NotFoundError(f"training run {run_id} does not exist")
+            if run.status is TrainingStatus.completed or not lease.acquire(session):
+                return "done"
+            run.status = TrainingStatus.running
+            run.started_at = run.started_at or utc_now()
+            run.error = None
+        return "train"
+    except Exception as error:
+        return error
 
-    with db.transaction() as session:
+
+def _load(db: Database, run_id: int) -> tuple[TrainingRun, Snapshot]:
+    with db.read() as session:
         run = session.get(TrainingRun, run_id)
         if run is None:
             raise NotFoundError(f"training run {run_id} does not exist")
-        if run.status is TrainingStatus.completed:
-            return run
         snapshot = session.get(Snapshot, run.snapshot_id)
         assert snapshot is not None
-        run.status = TrainingStatus.running
-        run.started_at = run.started_at or utc_now()
-        run.error = None
-        folder = run_dir(run, snapshot)
-        config = TrainConfig.from_dict(run.config)
-        base = BaseModel(**run.config["base_model"])
-        session.expunge(snapshot)
         session.expunge(run)
+        session.expunge(snapshot)
+    return run, snapshot
+
+
+def execute_training_run(
+    db: Database, run_id: int, *, progress: bool = True, lease_seconds: float | None = None
+) -> TrainingRun:
+    """Train the run (or resume it from its last checkpoint), store its curves and its model.
+
+    A completed run is left alone; one another live process trains raises RunHeld (trainer/lease.py)
+    and is not touched. Under torchrun / accelerate launch every process calls this: the main one
+    claims the run, exports the snapshot and writes the rows; the others train their shard."""
+    from trainer.fit import fit
+
+    lease = TrainingLease(db, run_id, lease_seconds or get_settings().lease_seconds)
+    main = is_main_process()
+    decision = _start(db, run_id, lease) if main else "train"
+    shared = from_main(decision if isinstance(decision, str) else f"{type(decision).__name__}: {decision}")
+    if isinstance(decision, BaseException):
+        raise decision
+    if shared == "done":
+        return _load(db, run_id)[0]
+    if shared != "train":
+        raise CurationError(f"training run {run_id}: the main process did not train it ({shared})")
+    run, snapshot = _load(db, run_id)
+    folder = run_dir(run, snapshot)
+    config = TrainConfig.from_dict(run.config)
+    base = BaseModel(**run.config["base_model"])
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = _export(db, run, snapshot, folder / EXPORT)
-        with db.read() as session:
-            examples = read_export(session, folder / EXPORT)
-        train, validation = carve_validation(examples, config.validation_fraction)
-        lineage = {
-            "training_run": run_id,
-            "snapshot": manifest.get("snapshot"),
-            "snapshot_hash": manifest.get("snapshot_hash"),
-            "export": manifest.get("files"),
-            "base_model": run.config["base_model"],
-            "config": config.as_dict(),
-            "examples": {"train": len(train), "validation": len(validation)},
-            "validation_problems": sorted({e.problem_id for e in validation if e.problem_id is not None}),
-        }
-        (folder / "lineage.json").write_text(json.dumps(lineage, indent=2))
-        result = fit(config, base.path, train, validation, folder, progress=progress)
+        with lease.kept() if main else contextlib.nullcontext():
+            if main:
+                folder.mkdir(parents=True, exist_ok=True)
+                _export(db, run, snapshot, folder / EXPORT)
+            wait_for_everyone()  # the others read the export the main process wrote
+            manifest = json.loads((folder / EXPORT / "manifest.json").read_text())
+            with db.read() as session:
+                examples = read_export(session, folder / EXPORT)
+            train, validation = carve_validation(examples, config.validation_fraction)
+            lineage = {
+                "training_run": run_id,
+                "snapshot": manifest.get("snapshot"),
+                "snapshot_hash": manifest.get("snapshot_hash"),
+                "export": manifest.get("files"),
+                "base_model": run.config["base_model"],
+                "config": config.as_dict(),
+                "examples": {"train": len(train), "validation": len(validation)},
+                "validation_problems": sorted({e.problem_id for e in validation if e.problem_id is not None}),
+            }
+            if main:
+                (folder / "lineage.json").write_text(json.dumps(lineage, indent=2))
+            guard = [lease_guard(lease)] if main else []
+            result = fit(config, base.path, train, validation, folder, progress=progress, callbacks=guard)
+    except RunHeld:
+        raise  # the lease was lost: the run is another process's now, its row is left alone
     except BaseException as error:
-        with db.transaction() as session:
-            failed = session.get(TrainingRun, run_id)
-            assert failed is not None
-            failed.status = TrainingStatus.failed
-            failed.error = f"{type(error).__name__}: {error}"[:4000]
+        if main:
+            with db.transaction() as session:
+                if lease.release(session):
+                    failed = session.get(TrainingRun, run_id)
+                    assert failed is not None
+                    failed.status = TrainingStatus.failed
+                    failed.error = f"{type(error).__name__}: {error}"[:4000]
         raise
+    if main:
+        _complete(db, run_id, lease, result, lineage, config, folder)
+    wait_for_everyone()  # the others return the row the main process wrote
+    return _load(db, run_id)[0]
+
+
+def _complete(
+    db: Database,
+    run_id: int,
+    lease: TrainingLease,
+    result: FitResult,
+    lineage: dict[str, Any],
+    config: TrainConfig,
+    folder: Path,
+) -> None:
     with db.transaction() as session:
+        if not lease.release(session):
+            raise lease.lost_error()
         output = model_repo.ensure_model(
             session,
             role=ModelRole.student,
@@ -234,6 +300,3 @@ def execute_training_run(db: Database, run_id: int, *, progress: bool = True) ->
             "devices": result.devices,
             "run_dir": str(folder.resolve()),
         }
-        session.flush()
-        session.expunge(done)
-    return done

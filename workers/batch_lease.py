@@ -54,6 +54,11 @@ def _machine() -> str:
     return f"{socket.gethostname()[:100]}~{boot}~{pid_namespace}"
 
 
+def new_holder() -> str:
+    """A name for a claim this process takes: machine/pid/nonce (see `known_dead`)."""
+    return f"{_machine()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
 def known_dead(holder: str) -> bool:
     """True only for a holder on this machine whose process is gone."""
     machine, _, rest = holder.partition("/")
@@ -73,7 +78,7 @@ class Lease:
     def __init__(self, db: Database, run_id: int, problem_ids: Sequence[int], seconds: float) -> None:
         self.db, self.run_id, self.seconds = db, run_id, seconds
         self.key = batch_key(problem_ids)
-        self.holder = f"{_machine()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.holder = new_holder()
         self.lost = False
         self._renewed = 0.0
 

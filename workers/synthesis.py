@@ -46,6 +46,7 @@ from curation.models import (
     RunStatus,
     SynthesisRun,
     Task,
+    TemplateStyle,
 )
 from curation.rationales import kind_for, rationale_body
 from curation.repositories import leases as lease_repo
@@ -208,6 +209,9 @@ def resume_run(
         run = run_repo.get_run(session, run_id)
         if run.status in (RunStatus.completed, RunStatus.cancelled) and not retry_failed:
             return report
+        template = session.get(PromptTemplate, run.template_id)
+        if template is not None and template.style is TemplateStyle.student:
+            return report  # an evaluation's run: rerunning `curation eval` resumes it, no worker does
         context = _context(session, run)
         limits_hash = context.limits.digest()
         live = lease_repo.live_batches(session, run_id)

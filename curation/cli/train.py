@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from curation.cli.context import console, database
+from curation.errors import CurationError
 
 
 def train(
@@ -27,6 +28,9 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of data order and initialisation.")] = 0,
     max_length: Annotated[int, typer.Option(help="Tokens per example.")] = 1024,
     packing: Annotated[bool, typer.Option(help="Padding-free packing (causal LMs).")] = True,
+    max_tokens_per_row: Annotated[
+        int, typer.Option(help="Longest packed row; a longer micro-batch is split into rows (at least --max-length).")
+    ] = 2048,
     validation_fraction: Annotated[
         float, typer.Option(help="Share of training problems held out to select the checkpoint.")
     ] = 0.1,
@@ -42,31 +46,56 @@ def train(
 ) -> None:
     """Fine-tune a student on a snapshot export; the run, its curves and its model are stored.
 
-    Several GPUs: `torchrun --nproc_per_node N -m curation.cli.app train ...` (or accelerate launch).
+    Several processes (GPUs, or CPU processes with gloo): `torchrun --nproc_per_node N -m
+    curation.cli.app train ...` (or accelerate launch); the main process alone writes the rows.
     """
     from trainer.config import TrainConfig
+    from trainer.distributed import from_main, is_main_process
     from trainer.runs import create_training_run, execute_training_run
 
     db = database()
+    main = is_main_process()
     if resume is None:
         config = TrainConfig(
             format=format, max_steps=max_steps, epochs=epochs, batch_size=batch_size,
             gradient_accumulation_steps=gradient_accumulation_steps, learning_rate=learning_rate,
             warmup_ratio=warmup_ratio, seed=seed, max_length=max_length, packing=packing,
+            max_tokens_per_row=max_tokens_per_row,
             validation_fraction=validation_fraction, save_steps=save_steps, precision=precision,
         )  # fmt: skip
-        with db.transaction() as session:
-            run_id = create_training_run(session, snapshot, base_model, config, output_root=output_root).id
-        console.print(f"training run #{run_id} on {snapshot}")
+        created: int | str = "not created"
+        if main:
+            try:
+                with db.transaction() as session:
+                    created = create_training_run(session, snapshot, base_model, config, output_root=output_root).id
+            except CurationError as error:
+                created = str(error)
+        # Under torchrun every process runs this command: the main one creates the run, the
+        # others train the run it created.
+        created = from_main(created)
+        if isinstance(created, str):
+            raise CurationError(created if main else f"the main process did not create the run: {created}")
+        run_id = created
+        if main:
+            console.print(f"training run #{run_id} on {snapshot}")
     else:
         run_id = resume
+    if queue and not main:
+        return
     if queue:
         from trainer.tasks import send_training
 
         send_training(run_id)
         console.print(f"training run #{run_id} sent to the training queue (`curation worker --queues training`)")
         return
-    run = execute_training_run(db, run_id)
+    from trainer.lease import RunHeld
+
+    try:
+        run = execute_training_run(db, run_id)
+    except RunHeld as held:
+        raise CurationError(f"{held}; it is being trained elsewhere (try again once its lease runs out)") from None
+    if not main:
+        return
     metrics = run.metrics or {}
     console.print(
         f"training run #{run.id} {run.status.value}: {metrics.get('steps')} steps, {metrics.get('tokens_seen'):,} "

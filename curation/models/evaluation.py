@@ -17,6 +17,12 @@ class Evaluation(Base):
     sample), labelled by the same verifiers as teacher output; the counts below are their summary:
     `correct + incorrect + unparseable + errors == problems` once it is complete, `accuracy` is
     `correct / problems`, and `executed_ok` (programs only) counts the programs that ran to a value.
+
+    Each evaluation has its own synthesis run (`synthesis_run_id`: teacher = the student model,
+    a `student` template for its prompt format, the task and split, params = the decoding) whose
+    generations hold the raw outputs with their token counts and latency; the output rationales
+    link to them. `metrics` holds what the decoding cost (student tokens, sandbox programs and
+    batches, seconds), summed over the calls that generated its outputs.
     """
 
     __tablename__ = "evaluation"
@@ -27,6 +33,8 @@ class Evaluation(Base):
     task_id: Mapped[int] = mapped_column(IdType, ForeignKey("task.id"))
     split: Mapped[str] = mapped_column(String(100))
     decoding: Mapped[dict[str, Any] | None]
+    synthesis_run_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("synthesis_run.id"), index=True)
+    metrics: Mapped[dict[str, Any] | None]
     status: Mapped[TrainingStatus] = mapped_column(
         str_enum(TrainingStatus, "evaluation_status"), default=TrainingStatus.pending
     )

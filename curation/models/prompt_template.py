@@ -15,6 +15,9 @@ class TemplateStyle(enum.StrEnum):
     # Not a prompt: the template of a reference run, whose rationales were written by people or a
     # problem generator (its text says where they come from). Never rendered for a teacher.
     reference = "reference"
+    # Not a teacher prompt: the prompt format a student is evaluated in (curation/student_prompt.py),
+    # the template of an evaluation's synthesis run. Never rendered for a teacher either.
+    student = "student"
 
 
 class PromptTemplate(Base):

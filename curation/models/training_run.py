@@ -37,3 +37,7 @@ class TrainingRun(Base):
     created_at: Mapped[CreatedAt]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Which process trains the run now, and until when unless it renews the claim (trainer/lease.py):
+    # a second delivery of the task, or a second worker, never trains into the same run folder.
+    lease_holder: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]

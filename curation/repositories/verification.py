@@ -64,6 +64,8 @@ def unparsed_generations(session: Session, run_id: int | None, *, limit: int) ->
             Rationale.id.is_(None),
             # A reference run writes its rationales with its generations; its source text is no output to parse.
             PromptTemplate.style != TemplateStyle.reference,
+            # An evaluation stores its outputs' rationales with their generations (trainer/evaluation.py).
+            PromptTemplate.style != TemplateStyle.student,
         )
         .order_by(Generation.id)
         .limit(limit)

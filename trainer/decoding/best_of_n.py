@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from curation.answers.extract import answer_from_program_value, extract_cot_answer
@@ -49,6 +49,8 @@ class Sample:
     mean_logprob: float
     answer: str | None  # canonical answer (None: none found, or the program failed)
     ran: bool | None = None  # programs: whether it ran to a value (None for CoT)
+    tokens: int = 0  # tokens generated
+    ending: str | None = None  # why generation stopped (eos, stop, length)
 
 
 @dataclass(frozen=True)
@@ -72,26 +74,30 @@ def sample(
     seed: int = 0,
     stop: Sequence[str] = (),
     runner: ProgramRunner | None = None,
+    program_of: Callable[[str], str] | None = None,
 ) -> list[list[Sample]]:
     """N samples per problem. With a runner the samples are programs and are run (one sandbox
-    batch for all problems); without one they are CoT text and their answers are extracted."""
+    batch for all problems; `program_of` takes the program out of a sample's text, as the
+    verifier will); without one they are CoT text and their answers are extracted."""
     contexts = [p.prompt for p in problems for _ in range(n)]
     continuations = source.complete(contexts, temperature=temperature, seed=seed, stop=stop)
-    results = runner.run([c.text for c in continuations]) if runner is not None else None
+    extract = program_of or (lambda text: text)
+    results = runner.run([extract(c.text) for c in continuations]) if runner is not None else None
     out: list[list[Sample]] = []
     for p, problem in enumerate(problems):
         row = []
         for i in range(n):
             k = p * n + i
-            text = continuations[k].text
+            text, made = continuations[k].text, continuations[k]
+            tokens = len(made.token_logprobs)
             if results is None:
                 answer = extract_cot_answer(text, problem.answer_type, choices=problem.choices, student=True).answer
-                row.append(Sample(text, continuations[k].mean_logprob, answer))
+                row.append(Sample(text, made.mean_logprob, answer, None, tokens, made.ending))
                 continue
             result = results[k]
             value = answer_from_program_value(result.value, problem.answer_type, problem.choices)
             ran = result.status is Status.ok and value is not None
-            row.append(Sample(text, continuations[k].mean_logprob, value if ran else None, ran))
+            row.append(Sample(text, made.mean_logprob, value if ran else None, ran, tokens, made.ending))
         out.append(row)
     return out
 

@@ -100,6 +100,7 @@ class SearchResult:
     rank: float
     steps: int
     candidates: int  # finished beams found for this problem
+    tokens: int = 0  # tokens generated for this problem, over all its beams and steps
 
 
 @dataclass
@@ -141,6 +142,7 @@ def step_beam_search(
     started = time.perf_counter()
     live: list[list[Beam]] = [[Beam(p)] * config.beams for p in range(len(problems))]
     done: list[list[Beam]] = [[] for _ in problems]
+    spent = [0] * len(problems)
     for iteration in range(config.max_steps):
         active = [b for beams in live for b in beams]
         if not active:
@@ -154,6 +156,7 @@ def step_beam_search(
         stats.lines_generated += len(active)
         candidates: list[tuple[Beam, bool]] = []  # (beam, has a new completed step)
         for beam, continuation in zip(active, continuations, strict=True):
+            spent[beam.problem] += len(continuation.token_logprobs)
             grown = _extend(beam, continuation)
             line = grown.lines[-1] if len(grown.lines) > len(beam.lines) else ""
             state = step_state(grown.program, line)
@@ -209,7 +212,7 @@ def step_beam_search(
             # places in turn, as search-and-learn copies its beams cyclically back up to n.
             live[p] = [best[i % len(best)] for i in range(config.beams)] if best else []
     stats.seconds += time.perf_counter() - started
-    return [_result(done[p], live[p], scorers) for p in range(len(problems))]
+    return [replace(_result(done[p], live[p], scorers), tokens=spent[p]) for p in range(len(problems))]
 
 
 def _deduplicated(

@@ -8,6 +8,11 @@ a resumed run that asks only for the missing samples gets the tokens a full run 
 logits themselves can still differ in the last bits between batch shapes, which on rare near-ties
 changes a token.) A batch that fails (out of memory, say) is returned as failed results; the run
 goes on.
+
+An encoder-decoder model (T5, CodeT5: a PaD student) is loaded as one when its config says so:
+the prompt goes to the encoder (padded on the right, as encoders are trained; the attention
+mask hides the padding either way), and the output is the decoder's sequence after its start
+token, with no prompt to cut off.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class LocalTransformersTeacher:
         dtype: str | None = None,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         self._torch = torch
         if device == "auto":
@@ -56,10 +61,12 @@ class LocalTransformersTeacher:
         self.device = device
         if dtype is None:
             dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+        self.seq2seq = bool(getattr(AutoConfig.from_pretrained(model_path), "is_encoder_decoder", False))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="right" if self.seq2seq else "left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        loader: Any = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
+        model: Any = loader.from_pretrained(model_path, dtype=getattr(torch, dtype))
         self.model = model.to(device).eval()
         self.batch_size = batch_size
         self.chat = chat and getattr(self.tokenizer, "chat_template", None) is not None
@@ -148,7 +155,8 @@ class LocalTransformersTeacher:
             options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         with torch.inference_mode():
             output = self.model.generate(**encoded, **options)
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        # A decoder's output starts with its start token; a causal LM's with the (left-padded) prompt.
+        new_tokens = output[:, 1:] if self.seq2seq else output[:, encoded["input_ids"].shape[1] :]
         completions, completion_tokens = [], []
         for row in new_tokens:
             real = row[row != self.tokenizer.pad_token_id]
