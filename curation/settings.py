@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         "lasts without renewal (renewed every quarter of it while the task works); a duplicate delivery "
         "waits this long at most after a crash.",
     )
+    generation_threads: int = Field(
+        default=1,
+        ge=0,
+        description="torch threads while a model generates on a CPU (teachers, students, decoding); 0: torch's "
+        "default (one per core). One is the default because a team of threads stalls against any other busy "
+        "process (workers/teachers/cpu_threads.py); training keeps every core.",
+    )
     sandbox_uid: int = Field(
         default=1_500_000_000,
         ge=1,

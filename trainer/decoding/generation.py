@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from workers.teachers.cpu_threads import generation_threads
+
 Ending = Literal["newline", "eos", "stop", "length"]
 
 
@@ -192,7 +194,7 @@ class TransformersLineSource:
         if lines or stop:
             done = _Done(sampler, self.tokenizer, encoded["input_ids"].shape[1], stop)
             options["stopping_criteria"] = StoppingCriteriaList([done])
-        with torch.inference_mode():
+        with torch.inference_mode(), generation_threads(str(self.model.device)):
             output = self.model.generate(**encoded, **options)
         self.calls += 1
         new_tokens = output[:, encoded["input_ids"].shape[1] :].cpu()

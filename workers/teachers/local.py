@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from workers.teachers.base import Completion, GenerationRequest, GenerationResult, SamplingParams
+from workers.teachers.cpu_threads import generation_threads
 
 
 class _SeededRows:
@@ -153,7 +154,7 @@ class LocalTransformersTeacher:
             options["do_sample"] = False
         if params.stop:
             options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        with torch.inference_mode():
+        with torch.inference_mode(), generation_threads(self.device):
             output = self.model.generate(**encoded, **options)
         # A decoder's output starts with its start token; a causal LM's with the (left-padded) prompt.
         new_tokens = output[:, 1:] if self.seq2seq else output[:, encoded["input_ids"].shape[1] :]
