@@ -6,10 +6,11 @@ only what is missing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from curation.db.session import Database
 from curation.errors import CurationError
@@ -29,6 +30,7 @@ from curation.models import (
 )
 from curation.student_prompt import student_prompt
 from curation.templates import STUDENT_TEMPLATES, CompiledTemplate, ProblemView
+from tests.conftest import ROOT
 from tests.support.tiny_model import build_tiny_llama
 from trainer.decoding.modes import Decoding
 from trainer.evaluation import EvalSpec, evaluate
@@ -155,6 +157,21 @@ def test_greedy_sample_and_step_beam_are_evaluations_of_generations(
     )
     assert again.evaluation_id == best.evaluation_id and again.generated == 0 and again.correct == best.correct
     assert row_metrics(db, best.evaluation_id) == best_metrics  # a rerun that made nothing cost nothing
+
+    # docs/sql.md's examples, on these rows.
+    section = (ROOT / "docs/sql.md").read_text().split("## Evaluations and their outputs")[1].split("\n## ")[0]
+    costs, samples = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    with db.read() as session:
+        per_evaluation = {r.evaluation_id: r for r in session.execute(text(costs))}
+        every_sample = [r for r in session.execute(text(samples)) if r.evaluation_id == best.evaluation_id]
+    assert {e: (r.template, r.generations) for e, r in per_evaluation.items()} == {
+        greedy.evaluation_id: ("student-pad", PROBLEMS), best.evaluation_id: ("student-pad", 3 * PROBLEMS),
+        beam.evaluation_id: ("student-pad", PROBLEMS),
+    }  # fmt: skip
+    assert best_metrics is not None
+    assert per_evaluation[best.evaluation_id].completion_tokens == best_metrics["student_completion_tokens"]
+    assert len(every_sample) == 3 * PROBLEMS and sum(r.selected for r in every_sample) == PROBLEMS
+    assert all(r.verdict is not None for r in every_sample)
     # An output lost (its generation deleted, its rationale with it): the rerun makes that one only.
     with db.transaction() as session:
         run_id = session.execute(

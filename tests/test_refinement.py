@@ -183,7 +183,7 @@ def test_the_lineage_view_returns_a_twice_refined_chain_in_order(db: Database) -
     assert [r.round for r in rounds] == [0, 1, 2] and [r.attempts for r in rounds] == [6, 1, 1]
 
     # docs/sql.md's examples, on these rows.
-    section = (ROOT / "docs/sql.md").read_text().split("## Refinement rounds")[1]
+    section = (ROOT / "docs/sql.md").read_text().split("## Refinement rounds")[1].split("\n## ")[0]
     per_round, rates, chain_query, before_after = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
     with db.read() as session:
         got_rounds = [tuple(r) for r in session.execute(text(per_round)) if r.evaluation_id == evaluation.id]

@@ -350,7 +350,8 @@ def evaluate(
                     cost.add(spent)
             else:
                 decoder = _decoder(target, kind, spec, sandbox)
-                batch_size = max(1, STORE_BATCH // max(1, spec.decoding.samples, spec.decoding.beams))
+                d = spec.decoding  # a batch of problems holds about STORE_BATCH samples or beams
+                batch_size = max(1, STORE_BATCH // max(1, d.samples if d.method == "sample" else d.beams))
                 for start in range(0, len(missing), batch_size):
                     batch = [
                         BatchProblem(pid, view, student_prompt(kind, view.question, view.choices))
