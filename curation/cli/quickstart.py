@@ -15,8 +15,8 @@ def quickstart(
     generate_for: Annotated[int, typer.Option(help="Problems the embedded teacher writes programs for.")] = 4,
     samples: Annotated[int, typer.Option("--samples", "-D", help="Samples per problem.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the problems and of sampling.")] = 0,
-    train_steps: Annotated[int, typer.Option(help="Fine-tuning steps of the student (0: stop after synthesis).")] = 40,
-    eval_problems: Annotated[int, typer.Option(help="Held-out test problems evaluated before and after.")] = 20,
+    train_steps: Annotated[int, typer.Option(help="Fine-tuning steps of the student (0: stop after synthesis).")] = 80,
+    eval_problems: Annotated[int, typer.Option(help="Held-out test problems evaluated before and after.")] = 50,
 ) -> None:
     """The whole loop, offline, on the embedded default: problems, teacher, sandbox, labels, a
     snapshot of reference rationales, the student evaluated before and after a short fine-tune."""
