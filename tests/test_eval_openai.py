@@ -35,7 +35,7 @@ def test_a_served_student_is_evaluated_like_a_local_one(db: Database) -> None:
                         prompt_format="pad")  # fmt: skip
         report = evaluate(db, spec)
         again = evaluate(db, spec)
-    assert (report.problems, report.generated, report.correct, report.incorrect) == (4, 4, 2, 2)
+    assert (report.problems, report.generated, report.correct, report.incorrect, report.errors) == (4, 4, 2, 1, 1)
     assert report.executed_ok == 3 and report.accuracy == 0.5
     assert again.evaluation_id == report.evaluation_id and again.generated == 0 and again.correct == 2
     with db.read() as session:
