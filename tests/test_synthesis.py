@@ -19,7 +19,7 @@ from curation.ingestion.service import ingest_procedural
 from curation.models import BatchLease, Generation, Label, Rationale, RationaleKind, RunStatus, SynthesisRun
 from curation.repositories import leases
 from tests.support.scripted_teacher import ScriptedTeacher, TeacherCrash
-from workers import batch_lease
+from workers import renewed_lease
 from workers.batch_lease import BatchLeased, batch_key
 from workers.dispatch import InlineDispatcher
 from workers.driver import progress_of, run_embedded
@@ -271,7 +271,7 @@ def test_a_batch_held_by_a_dead_process_is_taken_over_at_once(db: Database) -> N
         batch = list(session.execute(text("SELECT id FROM problem ORDER BY id")).scalars())
     gone = subprocess.Popen(["true"])
     gone.wait()
-    holder = f"{batch_lease._machine()}/{gone.pid}/deadbeef"
+    holder = f"{renewed_lease.this_machine()}/{gone.pid}/deadbeef"
     with db.transaction() as session:
         assert leases.claim(session, run_id, batch_key(batch), holder, seconds=3600)
         session.get(SynthesisRun, run_id).status = RunStatus.running  # type: ignore[union-attr]

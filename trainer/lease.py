@@ -18,20 +18,15 @@ not renew for a whole lease), and stops this trainer before it writes anything m
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from curation.db.base import utc_now
 from curation.db.session import Database
 from curation.repositories import training_leases
-from workers.batch_lease import known_dead, new_holder
+from workers.renewed_lease import RenewedLease, known_dead
 from workers.task_contract import Deferred
 
 log = logging.getLogger(__name__)
@@ -41,24 +36,23 @@ class RunHeld(Deferred):
     """Another process trains this run now (or took it over from this one)."""
 
 
-class TrainingLease:
+class TrainingLease(RenewedLease):
     def __init__(self, db: Database, run_id: int, seconds: float) -> None:
-        self.db, self.run_id, self.seconds = db, run_id, seconds
-        self.holder = new_holder()
-        self.lost = False
-        self._renewed = 0.0
+        super().__init__(db, seconds)
+        self.run_id = run_id
+        self.what = f"training run {run_id}"
 
     def acquire(self, session: Session) -> bool:
         """Claim the run in the caller's transaction. False: the run is completed (nothing to do);
         RunHeld: another live process holds it (with how long until its claim runs out)."""
         if training_leases.claim(session, self.run_id, self.holder, self.seconds):
-            self._renewed = time.monotonic()
+            self._claimed()
             return True
         other = training_leases.current(session, self.run_id)
         dead = other is not None and known_dead(other[0])
         if dead and other and training_leases.take_over(session, self.run_id, other[0], self.holder, self.seconds):
             log.info("training run %s: taken over from %s (its process is gone)", self.run_id, other[0])
-            self._renewed = time.monotonic()
+            self._claimed()
             return True
         if other is None:
             return False  # not held and not claimable: completed
@@ -67,40 +61,8 @@ class TrainingLease:
             f"training run {self.run_id} is held by {other[0]} (its lease runs {retry_in:.0f} s more)", retry_in
         )
 
-    def renew_if_due(self) -> None:
-        if self.lost or time.monotonic() - self._renewed < self.seconds / 4:
-            return
-        with self.db.transaction() as session:
-            held = training_leases.renew(session, self.run_id, self.holder, self.seconds)
-        self._renewed = time.monotonic()
-        if not held:
-            self.lost = True
-
-    @contextlib.contextmanager
-    def kept(self) -> Iterator[TrainingLease]:
-        """Renew the lease from a thread of its own while the block runs."""
-        stopping = threading.Event()
-        thread = threading.Thread(
-            target=self._keep, args=(stopping,), name=f"lease-training-{self.run_id}", daemon=True
-        )
-        thread.start()
-        try:
-            yield self
-        finally:
-            stopping.set()
-            thread.join()
-
-    def _keep(self, stopping: threading.Event) -> None:
-        while not stopping.wait(self.seconds / 8):
-            try:
-                self.renew_if_due()
-            except SQLAlchemyError as error:  # unreachable for now: the next tick tries again
-                log.warning("training run %s: could not renew its lease: %s", self.run_id, error)
-                if time.monotonic() - self._renewed >= self.seconds:
-                    self.lost = True  # ran out unrenewed: another process may hold it by now
-            if self.lost:
-                log.warning("training run %s: lease lost; this trainer stops", self.run_id)
-                return
+    def _renew(self, session: Session) -> bool:
+        return training_leases.renew(session, self.run_id, self.holder, self.seconds)
 
     def lost_error(self) -> RunHeld:
         return RunHeld(f"training run {self.run_id} was taken over by another process", self.seconds)

@@ -49,9 +49,10 @@ from curation.models import RunStatus, SynthesisRun
 from curation.repositories import leases as lease_repo
 from curation.repositories.runs import fail_run
 from workers.autoscale.metrics import completed_total_key
-from workers.batch_lease import batch_key, known_dead
+from workers.batch_lease import batch_key
 from workers.broker_messages import BrokerMessage, held_by_workers, read_messages
 from workers.queues import Queue
+from workers.renewed_lease import known_dead
 from workers.synthesis import EXECUTE, GENERATE, VERIFY, QueuedWork, resume_run
 from workers.task_contract import Dispatcher
 

@@ -56,7 +56,8 @@ from curation.repositories import runs as run_repo
 from curation.repositories import verification as verification_repo
 from curation.settings import get_settings
 from curation.templates import CompiledTemplate, ProblemView, Prompt, default_stop, resolve_template
-from workers.batch_lease import Lease, batch_key, known_dead
+from workers.batch_lease import Lease, batch_key
+from workers.renewed_lease import known_dead
 from workers.runtime import Runtime
 from workers.sandbox import Limits
 from workers.task_contract import Dispatcher
