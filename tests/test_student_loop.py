@@ -143,3 +143,24 @@ def test_unfinished_runs_are_not_evaluated_and_formats_are_checked(sqlite_db: Da
         run_id = create_training_run(session, ref, str(tiny_student), TrainConfig()).id
     with pytest.raises(CurationError, match=f"training run {run_id} is pending"):
         evaluate(db, EvalSpec(model=f"run:{run_id}", task="procedural", split="test"))
+
+
+def test_an_export_is_read_record_by_record_whatever_its_text_holds(sqlite_db: Database, tmp_path: Path) -> None:
+    # GSM8K's text holds U+2028 and the like, which JSON leaves unescaped and str.splitlines() splits at.
+    with sqlite_db.transaction() as session:
+        ingest_procedural(session, count=2, seed=0, split="train")
+        ids = list(session.execute(select(Problem.id).order_by(Problem.id)).scalars())
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "pad", "files": [{"path": "train.jsonl"}]}))
+    texts = ["a\u2028b", "c\x85d\x0ce\u2029f"]
+    records = [
+        orjson.dumps({"prompt": t, "completion": t + "!", "problem_id": i}) for t, i in zip(texts, ids, strict=True)
+    ]
+    (tmp_path / "train.jsonl").write_bytes(b"\n".join(records) + b"\n")
+    with sqlite_db.read() as session:
+        examples = read_export(session, tmp_path)
+    assert [(e.prompt, e.completion, e.problem_id) for e in examples] == [
+        (t, t + "!", i) for t, i in zip(texts, ids, strict=True)
+    ]
+    (tmp_path / "train.jsonl").write_bytes(records[0] + b"\n" + records[1][:20] + b"\n")
+    with sqlite_db.read() as session, pytest.raises(CurationError, match=r"train.jsonl:2: not an export record"):
+        read_export(session, tmp_path)

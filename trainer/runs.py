@@ -127,9 +127,16 @@ def read_export(session: Session, export_dir: Path) -> list[Example]:
     examples: list[Example] = []
     for entry in manifest["files"]:
         path = export_dir / entry["path"]
-        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-            row = orjson.loads(line)
-            examples.append(Example(row["prompt"], row["completion"], int(row["problem_id"])))
+        # Records end at b"\n" only: str.splitlines() also splits at U+2028, U+0085 and form feeds,
+        # which JSON leaves unescaped inside strings (GSM8K's text has them).
+        for line_number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+                examples.append(Example(row["prompt"], row["completion"], int(row["problem_id"])))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+                raise CurationError(f"{path}:{line_number}: not an export record ({error})") from None
             if not examples[-1].prompt or not examples[-1].completion:
                 raise CurationError(f"{path}:{line_number}: an empty prompt or completion")
     problem_ids = sorted({e.problem_id for e in examples if e.problem_id is not None})
