@@ -8,14 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from curation.db.session import Database
-from curation.models import TrainingStatus
+from curation.errors import CurationError
+from curation.ingestion.service import ingest_procedural
+from curation.models import Evaluation, TrainingStatus
 from tests.support.tiny_model import save_tiny_t5
 from tests.support.train_script import config, short_examples
 from tests.support.training_data import reference_snapshot
 from trainer.config import TrainConfig
 from trainer.decoding.greedy import greedy
+from trainer.decoding.modes import Decoding
 from trainer.evaluation import EvalSpec, evaluate
 from trainer.fit import fit
 from trainer.runs import create_training_run, execute_training_run
@@ -57,3 +61,14 @@ def test_a_t5_training_run_on_a_snapshot_is_evaluated(sqlite_db: Database, tiny_
 
     report = evaluate(db, EvalSpec(model=f"run:{run_id}", task="procedural", split="test", max_new_tokens=24))
     assert report.problems == 6 and report.generated == 6
+
+
+def test_a_t5_student_is_refused_a_search_it_cannot_run(sqlite_db: Database, tiny_t5: Path) -> None:
+    with sqlite_db.transaction() as session:
+        ingest_procedural(session, count=2, seed=1, split="test")
+    for decoding in (Decoding("sample", samples=2), Decoding("step-beam", beams=2, expand=2)):
+        spec = EvalSpec(model=str(tiny_t5), task="procedural", split="test", prompt_format="pad", decoding=decoding)
+        with pytest.raises(CurationError, match="encoder-decoder student"):
+            evaluate(sqlite_db, spec)
+    with sqlite_db.read() as session:  # refused before anything was written
+        assert session.execute(select(func.count()).select_from(Evaluation)).scalar_one() == 0

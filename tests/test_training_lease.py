@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 
 from curation.db.base import utc_now
 from curation.db.session import Database
+from curation.errors import CurationError
 from curation.models import LanguageModel, TrainingRun, TrainingStatus
 from curation.repositories import training_leases
 from tests.conftest import ROOT, fresh_sqlite, unavailable
@@ -271,3 +272,25 @@ def test_the_training_task_outlives_the_task_time_limit_and_retries_while_held()
     assert train.time_limit == settings.training_time_limit > settings.task_time_limit
     assert train.soft_time_limit == settings.training_time_limit - 60
     assert train.max_retries is None
+
+
+def test_a_run_that_cannot_start_is_failed_with_the_reason_and_let_go(
+    db: Database, tiny_student: Path, tmp_path: Path
+) -> None:
+    run_id = _run(db, tiny_student, tmp_path)
+    with db.transaction() as session:  # a stored config that no longer reads back
+        session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(config={"batch_size": 0}))
+    with pytest.raises(Exception, match="batch size"):
+        execute_training_run(db, run_id, progress=False)
+    row = _row(db, run_id)
+    assert row.status is TrainingStatus.failed and "batch size" in (row.error or "")
+    assert row.lease_holder is None  # released: a fixed run can be resumed at once
+
+
+def test_a_config_stored_before_the_row_budget_reads_back() -> None:
+    old = TrainConfig(max_length=4096).as_dict()
+    del old["max_tokens_per_row"]
+    assert TrainConfig.from_dict(old).max_tokens_per_row == 4096
+    assert TrainConfig(max_length=512).max_tokens_per_row == 2048
+    with pytest.raises(CurationError, match="at least --max-length"):
+        TrainConfig(max_length=4096, max_tokens_per_row=1024)

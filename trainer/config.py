@@ -8,6 +8,8 @@ from typing import Any
 
 from curation.errors import CurationError
 
+ROW_BUDGET = 2048
+
 
 @dataclass
 class TrainConfig:
@@ -32,11 +34,11 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed of initialisation of heads, data order and dropout."})
     max_length: int = field(default=1024, metadata={"help": "Tokens per example; longer completions are cut."})
     packing: bool = field(default=True, metadata={"help": "Padding-free packing (causal LMs); off: pad to longest."})
-    max_tokens_per_row: int = field(
-        default=2048,
+    max_tokens_per_row: int | None = field(
+        default=None,
         metadata={
             "help": "Longest packed row: a micro-batch longer than this is split into several rows (attention "
-            "costs a row's length squared); at least max_length."
+            "costs a row's length squared); at least max_length. Default: 2048, or max_length when longer."
         },
     )
     validation_fraction: float = field(
@@ -59,6 +61,10 @@ class TrainConfig:
             raise CurationError("train for some steps or epochs: --max-steps or --epochs must be positive")
         if not 0 <= self.validation_fraction < 1:
             raise CurationError("--validation-fraction must be in [0, 1)")
+        # Unset (as in configs stored before the option existed, which a resume reads back): 2048, or
+        # max_length when longer, so that an old run resumes and --max-length alone is never refused.
+        if self.max_tokens_per_row is None:
+            self.max_tokens_per_row = max(ROW_BUDGET, self.max_length)
         if self.packing and self.max_tokens_per_row < self.max_length:
             raise CurationError(
                 f"--max-tokens-per-row ({self.max_tokens_per_row}) must be at least --max-length ({self.max_length}): "

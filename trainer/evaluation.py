@@ -34,6 +34,7 @@ every round).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -155,6 +156,13 @@ class _Target:
     path_or_name: str
     prompt_format: str
     label: str
+
+
+def _encoder_decoder(target: _Target) -> bool:
+    if target.backend != "transformers":
+        return False
+    config = Path(target.path_or_name) / "config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("is_encoder_decoder"))
 
 
 def weights_digest(folder: Path) -> str:
@@ -317,7 +325,7 @@ def evaluate(
             raise NotFoundError(f"task {spec.task!r} has no problems: ingest it first")
         target = _resolve(session, spec)
         kind = kind_of(target.prompt_format)
-        spec.decoding.check(kind, target.backend)
+        spec.decoding.check(kind, target.backend, encoder_decoder=_encoder_decoder(target))
         if spec.repair_rounds and kind is not RationaleKind.program:
             raise CurationError("--repair-rounds repairs programs: the student writes CoT (format ftcot)")
         if spec.repair_rounds and spec.decoding.method == "sample":

@@ -221,11 +221,11 @@ def execute_training_run(
         return _load(db, run_id)[0]
     if shared != "train":
         raise CurationError(f"training run {run_id}: the main process did not train it ({shared})")
-    run, snapshot = _load(db, run_id)
-    folder = run_dir(run, snapshot)
-    config = TrainConfig.from_dict(run.config)
-    base = BaseModel(**run.config["base_model"])
     try:
+        run, snapshot = _load(db, run_id)
+        folder = run_dir(run, snapshot)
+        config = TrainConfig.from_dict(run.config)
+        base = BaseModel(**run.config["base_model"])
         with lease.kept() if main else contextlib.nullcontext():
             if main:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -249,6 +249,8 @@ def execute_training_run(
                 (folder / "lineage.json").write_text(json.dumps(lineage, indent=2))
             guard = [lease_guard(lease)] if main else []
             result = fit(config, base.path, train, validation, folder, progress=progress, callbacks=guard)
+            if main:  # still renewed: hashing a large model may take longer than a lease
+                _complete(db, run_id, lease, result, lineage, config, folder)
     except RunHeld:
         raise  # the lease was lost: the run is another process's now, its row is left alone
     except BaseException as error:
@@ -260,8 +262,6 @@ def execute_training_run(
                     failed.status = TrainingStatus.failed
                     failed.error = f"{type(error).__name__}: {error}"[:4000]
         raise
-    if main:
-        _complete(db, run_id, lease, result, lineage, config, folder)
     wait_for_everyone()  # the others return the row the main process wrote
     return _load(db, run_id)[0]
 
@@ -275,6 +275,7 @@ def _complete(
     config: TrainConfig,
     folder: Path,
 ) -> None:
+    revision = weights_digest(result.model_dir)  # before the transaction: it reads every weight file
     with db.transaction() as session:
         if not lease.release(session):
             raise lease.lost_error()
@@ -283,7 +284,7 @@ def _complete(
             role=ModelRole.student,
             backend="transformers",
             name=str(result.model_dir.resolve()),
-            revision=weights_digest(result.model_dir),
+            revision=revision,
             parameters={"training_run": run_id, "snapshot": lineage["snapshot"], "format": config.format},
         )
         done = session.get(TrainingRun, run_id)

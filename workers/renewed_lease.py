@@ -25,7 +25,6 @@ from functools import cache
 from pathlib import Path
 from typing import Self
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from curation.db.session import Database
@@ -108,8 +107,10 @@ class RenewedLease:
         while not stopping.wait(self.seconds / 8):
             try:
                 self.renew_if_due()
-            except SQLAlchemyError as error:  # the database is unreachable for now: the next tick tries again
-                log.warning("could not renew %s: %s", self.what, error)
+            except Exception as error:
+                # The database is unreachable for now, or the driver failed in a way SQLAlchemy does not
+                # wrap: the next tick tries again, and a lease unrenewed for a whole lease is lost.
+                log.warning("could not renew %s: %s: %s", self.what, type(error).__name__, error)
                 if time.monotonic() - self._renewed >= self.seconds:
                     self.lost = True  # ran out unrenewed: another process may hold it by now
             if self.lost:

@@ -29,8 +29,12 @@ def train(
     max_length: Annotated[int, typer.Option(help="Tokens per example.")] = 1024,
     packing: Annotated[bool, typer.Option(help="Padding-free packing (causal LMs).")] = True,
     max_tokens_per_row: Annotated[
-        int, typer.Option(help="Longest packed row; a longer micro-batch is split into rows (at least --max-length).")
-    ] = 2048,
+        int | None,
+        typer.Option(
+            help="Longest packed row; a longer micro-batch is split into rows (at least --max-length; "
+            "default 2048, or --max-length when longer)."
+        ),
+    ] = None,
     validation_fraction: Annotated[
         float, typer.Option(help="Share of training problems held out to select the checkpoint.")
     ] = 0.1,

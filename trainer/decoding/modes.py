@@ -61,13 +61,18 @@ class Decoding:
     seed: int = 0
     verifier: str | None = None  # a trained verifier folder (curation verifier train)
 
-    def check(self, kind: RationaleKind, backend: str) -> None:
+    def check(self, kind: RationaleKind, backend: str, *, encoder_decoder: bool = False) -> None:
         if self.method not in METHODS:
             raise CurationError(f"--decode {self.method!r}: one of {', '.join(METHODS)}")
         if self.method == "greedy":
             return
         if backend != "transformers":
             raise CurationError(f"--decode {self.method} runs the student locally: an openai:MODEL is greedy only")
+        if encoder_decoder:  # the line source (generation.py) continues contexts with a causal LM
+            raise CurationError(
+                f"--decode {self.method} continues text with a causal LM: an encoder-decoder student (T5, CodeT5) "
+                "is decoded greedily only, for now"
+            )
         if self.method == "sample":
             if self.samples < 1:
                 raise CurationError("--samples must be at least 1")

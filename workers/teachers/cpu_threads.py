@@ -3,9 +3,14 @@
 Decoding on a CPU is a long run of tiny operations (a few rows of a hidden state per step), for
 which the OpenMP team's hand-offs cost more than the work they share, and a team of N threads on
 N cores stalls whenever any other process takes a core: on a two-core machine with one other busy
-process, SmolLM2-135M decoded a batch of 16 at 7 tokens/s with two threads and at 105 with one
-(`python bench/generation_threads.py` measures both side by side). Training's large matrix
-products do gain from every core, so the limit holds only while generating and is lifted after.
+process, SmolLM2-135M decoded a batch of 16 at 18 tokens/s with two threads and at 100 with one
+(`python bench/generation_threads.py --busy 1`: 5.5x); on idle cores one thread ran 0.72x as fast
+as two (`--busy 0`), the price of not stalling. Training's large matrix products do gain from
+every core, so the limit holds only while generating and is lifted after.
+
+With OpenMP, torch's intra-op thread count belongs to the thread that sets it (tested:
+tests/test_generation_threads.py), so each generating thread caps and restores its own, and
+threads that overlap cannot undo each other's cap.
 """
 
 from __future__ import annotations
