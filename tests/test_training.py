@@ -87,6 +87,9 @@ def test_validation_is_carved_by_problem_and_deterministically() -> None:
     assert all(sum(e.problem_id == p for e in validation) == 3 for p in held)
     assert 3 <= len(held) <= 20
     assert carve_validation(examples, 0.0) == (examples, [])
+    capped_train, capped = carve_validation(examples, 0.5, max_problems=2)
+    assert len({e.problem_id for e in capped}) == 2 and len(capped_train) + len(capped) == len(examples)
+    assert {e.problem_id for e in capped} <= {e.problem_id for e in carve_validation(examples, 0.5)[1]}
 
 
 def test_the_bundled_model_is_an_ordinary_trainable_folder(smollm2_folder: Path, tmp_path: Path) -> None:

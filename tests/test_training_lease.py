@@ -289,8 +289,10 @@ def test_a_run_that_cannot_start_is_failed_with_the_reason_and_let_go(
 
 def test_a_config_stored_before_the_row_budget_reads_back() -> None:
     old = TrainConfig(max_length=4096).as_dict()
-    del old["max_tokens_per_row"]
+    del old["max_tokens_per_row"], old["max_validation_problems"]
     assert TrainConfig.from_dict(old).max_tokens_per_row == 4096
+    assert TrainConfig.from_dict(old).max_validation_problems is None  # it carved its split uncapped
+    assert TrainConfig.from_dict(TrainConfig().as_dict()).max_validation_problems == 256
     assert TrainConfig(max_length=512).max_tokens_per_row == 2048
     with pytest.raises(CurationError, match="at least --max-length"):
         TrainConfig(max_length=4096, max_tokens_per_row=1024)

@@ -45,6 +45,10 @@ class TrainConfig:
         default=0.1,
         metadata={"help": "Share of the training problems held out (by problem id hash) to select the checkpoint."},
     )
+    max_validation_problems: int | None = field(
+        default=256,
+        metadata={"help": "At most this many validation problems (the rest of the fraction trains); none: no cap."},
+    )
     save_steps: int = field(default=50, metadata={"help": "Checkpoint (and validate) every this many steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (the best one is kept too)."})
     logging_steps: int = field(default=1, metadata={"help": "Record the training loss every this many steps."})
@@ -79,4 +83,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        # A config stored before the cap existed carved its validation split without one: a resume
+        # must carve the same split.
+        values = {"max_validation_problems": None, **values}
         return cls(**{k: v for k, v in values.items() if k in known})

@@ -234,7 +234,7 @@ def execute_training_run(
             manifest = json.loads((folder / EXPORT / "manifest.json").read_text())
             with db.read() as session:
                 examples = read_export(session, folder / EXPORT)
-            train, validation = carve_validation(examples, config.validation_fraction)
+            train, validation = carve_validation(examples, config.validation_fraction, config.max_validation_problems)
             lineage = {
                 "training_run": run_id,
                 "snapshot": manifest.get("snapshot"),

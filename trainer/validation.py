@@ -21,9 +21,14 @@ def _bucket(problem_id: int | None, fallback: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % _BUCKETS
 
 
-def carve_validation(examples: Sequence[Example], fraction: float) -> tuple[list[Example], list[Example]]:
+def carve_validation(
+    examples: Sequence[Example], fraction: float, max_problems: int | None = None
+) -> tuple[list[Example], list[Example]]:
     """(train, validation). With a positive fraction and at least two problems, validation gets
-    at least one problem and training keeps at least one."""
+    at least one problem and training keeps at least one. With `max_problems`, validation keeps at
+    most that many of its problems (those of the lowest hashes) and the rest train: the validation
+    loss is paid at every checkpoint, and a few hundred problems estimate it well enough (a tenth
+    of GSM8K's 7,000 took three minutes a checkpoint on two CPU cores)."""
     if fraction <= 0 or not examples:
         return list(examples), []
     problems = sorted({_bucket(e.problem_id, i): e.problem_id for i, e in enumerate(examples)}.items())
@@ -31,6 +36,8 @@ def carve_validation(examples: Sequence[Example], fraction: float) -> tuple[list
         return list(examples), []
     threshold = fraction * _BUCKETS
     held = {bucket for bucket, _ in problems if bucket < threshold}
+    if max_problems is not None and len(held) > max_problems:
+        held = set(sorted(held)[: max(max_problems, 1)])
     if not held:
         held = {problems[0][0]}
     if len(held) == len(problems):

@@ -38,6 +38,9 @@ def train(
     validation_fraction: Annotated[
         float, typer.Option(help="Share of training problems held out to select the checkpoint.")
     ] = 0.1,
+    max_validation_problems: Annotated[
+        int, typer.Option(help="At most this many validation problems, scored at every checkpoint (0: no cap).")
+    ] = 256,
     save_steps: Annotated[int, typer.Option(help="Checkpoint and validate every this many steps.")] = 50,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     output_root: Annotated[
@@ -65,7 +68,8 @@ def train(
             gradient_accumulation_steps=gradient_accumulation_steps, learning_rate=learning_rate,
             warmup_ratio=warmup_ratio, seed=seed, max_length=max_length, packing=packing,
             max_tokens_per_row=max_tokens_per_row,
-            validation_fraction=validation_fraction, save_steps=save_steps, precision=precision,
+            validation_fraction=validation_fraction,
+            max_validation_problems=max_validation_problems or None, save_steps=save_steps, precision=precision,
         )  # fmt: skip
         created: int | str = "not created"
         if main:
