@@ -6,7 +6,7 @@ run in the sandbox, and the accuracy is what the labels say."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from curation.db.session import Database
 from curation.ingestion.service import ingest_procedural
@@ -53,3 +53,29 @@ def test_a_served_student_is_evaluated_like_a_local_one(db: Database) -> None:
     assert [r.origin for r in rows] == [RationaleOrigin.student] * 4
     assert all(r.completion_tokens and r.completion_tokens > 0 for r in rows)  # the server's usage counts
     assert rows[3].body.strip() == BROKEN.strip()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_an_evaluation_leaves_the_teacher_views_as_they_were(db: Database) -> None:
+    """An evaluation's outputs are generations of its own run (a `student` template): no teacher
+    ran there, so run_quality, quality and unsolved_problem read the same before and after it."""
+    with db.transaction() as session:
+        ingest_procedural(session, count=3, seed=2, split="test")
+    queries = {
+        "run_quality": "SELECT * FROM run_quality ORDER BY synthesis_run_id",
+        "quality": "SELECT * FROM quality ORDER BY task, split, teacher, template",
+        "unsolved_problem": "SELECT problem_id, teacher_samples FROM unsolved_problem ORDER BY problem_id",
+    }
+
+    def views() -> dict[str, list[tuple[object, ...]]]:
+        with db.read() as session:
+            return {name: [tuple(r) for r in session.execute(text(sql))] for name, sql in queries.items()}
+
+    before = views()
+    with StubServer(fixed(BROKEN)) as server:
+        spec = EvalSpec(model="openai:served-student", base_url=server.url, task="procedural", split="test",
+                        prompt_format="pad")  # fmt: skip
+        report = evaluate(db, spec)
+    assert report.generated == 3
+    assert views() == before
+    assert [samples for _, samples in before["unsolved_problem"]] == [0, 0, 0]

@@ -172,6 +172,11 @@ class Seeder:
                 samples_per_problem=1, temperature=0.0, status="completed", problems_total=2, generations_done=0,
                 generations_failed=0, rationales_labelled=0, params={"decoding": {"method": "greedy"}},
             )  # fmt: skip
+            # Its output on a problem (from 0012 no teacher view counts it as a teacher's attempt).
+            insert(
+                "generation", synthesis_run_id=student_run, problem_id=problems[0], sample_index=0, status="ok",
+                output="def solution():\n    return 1", attempts=1,
+            )  # fmt: skip
         evaluation = insert(
             "evaluation", model_id=student, training_run_id=training, task_id=task, split="test", status="completed",
             problems=2, correct=1, incorrect=1, unparseable=0, errors=0, executed_ok=2, accuracy=0.5,
@@ -233,6 +238,16 @@ def test_every_migration_keeps_the_rows_it_finds_up_and_down(empty_db: Database)
         "every run labelled before 0003 counted its labels at 0006"
     )
     assert embedded == [("SmolLM2-135M-Instruct-Q4_1-dequantised",)]
+
+    with db.engine.connect() as connection:
+        quality_runs = connection.execute(sa.text("SELECT synthesis_run_id FROM run_quality")).scalars().all()
+        by_style = connection.execute(
+            sa.text("SELECT pt.style, r.id FROM synthesis_run r JOIN prompt_template pt ON pt.id = r.template_id")
+        ).all()
+    # From 0012 an evaluation's run is no teacher run (the one seeded at 0011 became a `program`
+    # run when 0011 went down and up).
+    assert sorted(quality_runs) == sorted(i for style, i in by_style if style != "student")
+    assert sum(1 for style, _ in by_style if style == "student") == student_runs - 1
 
     with db.engine.connect() as connection:
         unsealed = connection.execute(sa.text("SELECT COUNT(*) FROM snapshot WHERE NOT sealed")).scalar_one()

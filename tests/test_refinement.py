@@ -22,6 +22,7 @@ from curation.models import (
     Rationale,
     RationaleKind,
     RationaleOrigin,
+    Snapshot,
     Task,
     TrainingRun,
     TrainingStatus,
@@ -36,7 +37,7 @@ from trainer.config import TrainConfig
 from trainer.evaluation import EvalSpec, evaluate
 from trainer.refinement.build import build_repairs, verify_programs
 from trainer.refinement.collect import collect_failures
-from trainer.refinement.rounds import RefineSpec, refine
+from trainer.refinement.rounds import RefineSpec, _where, refine
 from trainer.runs import create_training_run, execute_training_run
 from workers.sandbox import Sandbox
 from workers.verification import verify
@@ -202,6 +203,98 @@ def test_the_lineage_view_returns_a_twice_refined_chain_in_order(db: Database) -
         (1, ids[1], ids[0], "NameError", "unparseable"),
         (2, ids[2], ids[1], "SyntaxError", "correct"),
     ]
+
+
+def _evaluate_by_hand(db: Database, run_id: int, decoding: dict[str, object], accuracy: float) -> int:
+    """A completed evaluation of the run on train with the failing programs as its outputs (verified)."""
+    with db.transaction() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run is not None
+        task = session.execute(select(Task).where(Task.name == "procedural")).scalar_one()
+        evaluation = Evaluation(
+            model_id=run.output_model_id or run.base_model_id, training_run_id=run_id, task_id=task.id,
+            split="train", decoding=decoding, status=TrainingStatus.completed, problems=6, accuracy=accuracy,
+        )  # fmt: skip
+        session.add(evaluation)
+        session.flush()
+        problems = session.execute(select(Problem.id).where(Problem.split == "train").order_by(Problem.id)).scalars()
+        bodies = [*FAILING.values(), *FAILING.values()]
+        rows = []
+        for pid, body in zip(problems, bodies, strict=False):
+            row = Rationale(
+                problem_id=pid, evaluation_id=evaluation.id, model_id=evaluation.model_id, sample_index=0,
+                kind=RationaleKind.program, origin=RationaleOrigin.student, body=body,
+            )  # fmt: skip
+            rows.append(row)
+        session.add_all(rows)
+        session.flush()
+        ids, evaluation_id = [r.id for r in rows], evaluation.id
+    verify_programs(db, ids, None)
+    return evaluation_id
+
+
+def _round_by_hand(db: Database, run_id: int, k: int) -> int:
+    """What `curation refine` round k does, without training: collect the run's failures, build the
+    repairs, freeze the round's snapshot (the run's snapshot plus the repairs) and add a completed
+    run trained on it."""
+    with db.read() as session:
+        failures = collect_failures(session, run_id, "train")
+    assert len(failures) == 6  # one per problem, whatever other decodings of the split exist
+    build_repairs(db, failures)
+    with db.transaction() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run is not None
+        source = session.get(Snapshot, run.snapshot_id)
+        assert source is not None
+        snapshot, _ = create_snapshot(
+            session, f"refine-run-{run_id}-round-{k}",
+            {"kinds": ["program"], "dedupe": "none", "where": _where(source, run_id, "train")},
+        )  # fmt: skip
+        after = TrainingRun(
+            snapshot_id=snapshot.id, base_model_id=run.output_model_id or run.base_model_id,
+            output_model_id=run.output_model_id, checkpoint_path="/nonexistent",
+            config={"format": "repair", "refinement": {"round": k, "from_training_run": run_id}},
+            status=TrainingStatus.completed,
+        )  # fmt: skip
+        session.add(after)
+        session.flush()
+        return after.id
+
+
+def test_two_refine_rounds_each_compare_the_run_trained_in_that_round(db: Database) -> None:
+    """Round 2's snapshot carries round 1's repairs forward; round 1's after-run is still only
+    the run trained in round 1. Sample evaluations of the same split are neither collected from
+    nor compared."""
+    _problems(db)
+    run0 = _fake_student_run(db)
+    sampled = {"method": "sample", "samples": 4, "temperature": 0.8, "select": "exec-vote", "seed": 0}
+    _evaluate_by_hand(db, run0, sampled, 0.9)
+    run1 = _round_by_hand(db, run0, 1)
+    greedy1 = _evaluate_by_hand(db, run1, {"method": "greedy", "format": "repair"}, 0.25)
+    _evaluate_by_hand(db, run1, sampled, 0.75)
+    run2 = _round_by_hand(db, run1, 2)
+    greedy2 = _evaluate_by_hand(db, run2, {"method": "greedy", "format": "repair"}, 0.5)
+
+    assert refinement_rounds(db, run0) == [(1, run0, run1), (2, run1, run2)]
+    assert refinement_rounds(db, run1) == [(2, run1, run2)]
+    with db.read() as session:
+        greedy0 = session.execute(
+            select(Evaluation.id).where(Evaluation.training_run_id == run0, Evaluation.split == "train")
+            .order_by(Evaluation.id)
+        ).scalars().first()  # fmt: skip
+        rows = session.execute(
+            text("SELECT round, before_run_id, after_run_id, before_evaluation_id, accuracy_before, "
+                 "after_evaluation_id, accuracy_after FROM refinement_round_accuracy ORDER BY round")
+        ).all()  # fmt: skip
+        repairs = session.execute(
+            text("SELECT training_run_id, COUNT(*), COUNT(DISTINCT problem_id) FROM refinement_step "
+                 "WHERE mode = 'repair-data' GROUP BY training_run_id ORDER BY training_run_id")
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        (1, run0, run1, greedy0, None, greedy1, 0.25),
+        (2, run1, run2, greedy1, 0.25, greedy2, 0.5),
+    ]
+    assert [tuple(r) for r in repairs] == [(run0, 6, 6), (run1, 6, 6)]
 
 
 def test_the_repair_prompt_shows_the_faulty_program_and_the_feedback() -> None:

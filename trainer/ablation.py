@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from curation.db.session import Database
+from curation.db.views import REFINEMENT_ROUND_RUNS
 from curation.errors import CurationError
 from curation.models import Evaluation, Generation, Rationale, RationaleOrigin, SnapshotMember, TrainingRun
 from trainer.decoding.modes import Decoding
@@ -89,19 +90,17 @@ def decodings(spec: AblationSpec) -> list[tuple[str, int | None, str, Decoding]]
 
 
 _ROUNDS = text(
-    """
-SELECT DISTINCT s.round, s.training_run_id AS before_run_id, tr.id AS after_run_id
-FROM refinement_step s
-JOIN snapshot_member sm ON sm.rationale_id = s.rationale_id
-JOIN training_run tr ON tr.snapshot_id = sm.snapshot_id
-WHERE s.mode = 'repair-data' AND s.training_run_id IS NOT NULL
-ORDER BY s.round, before_run_id, after_run_id"""
+    f"""
+WITH {REFINEMENT_ROUND_RUNS.strip()}
+SELECT round, before_run_id, after_run_id FROM made
+ORDER BY round, before_run_id, after_run_id"""
 )
 
 
 def refinement_rounds(db: Database, run_id: int) -> list[tuple[int, int, int]]:
     """(round, run before, run after) of the rounds that grew from this run, in order: round 1
-    repaired the run's failures, round 2 those of the run trained in round 1, ..."""
+    repaired the run's failures, round 2 those of the run trained in round 1, ... (the view
+    refinement_round_accuracy's rounds: curation/db/views.py REFINEMENT_ROUND_RUNS)."""
     with db.read() as session:
         edges = [(int(r), int(b), int(a)) for r, b, a in session.execute(_ROUNDS)]
     chain: list[tuple[int, int, int]] = []

@@ -2,9 +2,11 @@
 
 Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
 revision 0004 replaced, `V3` those revision 0006 replaced, `V4` the snapshot views revision 0007
-added. A definition is never edited once released; changing a view means adding a version (with
-the views that changed) and a migration that replaces them, so that every revision keeps
-rebuilding exactly what it built. See docs/sql.md for what each view holds.
+added, `V5` the refinement-round views of 0009, `V6` the views 0012 replaced (evaluation runs out
+of the teacher views, refinement rounds by the run trained in them). A definition is never edited
+once released; changing a view means adding a version (with the views that changed) and a
+migration that replaces them, so that every revision keeps rebuilding exactly what it built. See
+docs/sql.md for what each view holds.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _pass_at_k(k: int, n: str = "n", c: str = "c") -> str:
 _CORRECT = "SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END)"
 
 
-def _run_quality(executed_ok: str, joins: str) -> str:
+def _run_quality(executed_ok: str, joins: str, where: str = "") -> str:
     return f"""
 SELECT r.id AS synthesis_run_id, r.name AS run_name, t.name AS task, r.split,
        m.name AS teacher, pt.name AS template, pt.version AS template_version, pt.style,
@@ -63,6 +65,7 @@ LEFT JOIN generation g ON g.synthesis_run_id = r.id
 LEFT JOIN rationale ra ON ra.generation_id = g.id
 LEFT JOIN current_label cl ON cl.rationale_id = ra.id
 {joins}
+{where}
 GROUP BY r.id, r.name, t.name, r.split, m.name, pt.name, pt.version, pt.style,
          r.samples_per_problem, r.temperature, r.status"""
 
@@ -480,7 +483,92 @@ JOIN task t ON t.id = b.task_id""",
     ),
 ]
 
-VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4, V5]
+# Revision 0012. Since 0011 an evaluation's outputs are generations of a synthesis run of its own
+# (teacher = the student model, a `student` template): the teacher views leave those runs out.
+_TEACHER_RUN = """
+SELECT r.id FROM synthesis_run r JOIN prompt_template pt ON pt.id = r.template_id WHERE pt.style <> 'student'"""
+
+# The `curation refine` rounds as (round, run before, run after). A round's snapshot is the run's
+# own snapshot plus the repairs of the run's failures, so a run's snapshot holds the repairs of every
+# round behind it: its round is how many runs' repairs it holds, and the run it grew from is the one
+# whose repairs it holds and whose own round is one less (a snapshot of round 2 also holds round 1's
+# repairs, of the run before that, which is not its before-run). Shared with trainer/ablation.py.
+REFINEMENT_ROUND_RUNS = """
+repaired AS (
+    SELECT DISTINCT sm.snapshot_id, s.training_run_id AS source_run_id
+    FROM refinement_step s
+    JOIN snapshot_member sm ON sm.rationale_id = s.rationale_id
+    WHERE s.mode = 'repair-data' AND s.training_run_id IS NOT NULL
+), run_round AS (
+    SELECT tr.id AS training_run_id, tr.snapshot_id, COUNT(rp.source_run_id) AS round
+    FROM training_run tr
+    LEFT JOIN repaired rp ON rp.snapshot_id = tr.snapshot_id
+    GROUP BY tr.id, tr.snapshot_id
+), made AS (
+    SELECT after_run.round, rp.source_run_id AS before_run_id, after_run.training_run_id AS after_run_id
+    FROM run_round after_run
+    JOIN repaired rp ON rp.snapshot_id = after_run.snapshot_id
+    JOIN run_round before_run ON before_run.training_run_id = rp.source_run_id
+    WHERE after_run.round = before_run.round + 1
+)"""
+
+
+# An evaluation's decoding is greedy (one output per problem, no repair rounds within it): NULL
+# decoding is an evaluation made before decodings were stored, all greedy. `->>` is shared by
+# PostgreSQL and SQLite 3.38+.
+def _greedy(evaluation: str) -> str:
+    return (
+        f"COALESCE({evaluation}.decoding ->> 'method', 'greedy') = 'greedy' "
+        f"AND {evaluation}.decoding ->> 'repair_rounds' IS NULL"
+    )
+
+
+V6: list[tuple[str, str]] = [
+    (
+        # Teacher runs only: an evaluation's run is in evaluation / evaluation_round.
+        "run_quality",
+        _run_quality(
+            "SUM(CASE WHEN ce.status = 'ok' THEN 1 ELSE 0 END)",
+            "LEFT JOIN current_execution ce ON ce.rationale_id = ra.id",
+            "WHERE pt.style <> 'student'",
+        ),
+    ),
+    ("quality", dict(V1)["quality"]),  # unchanged; rebuilt with run_quality
+    (
+        # Problems no teacher has solved, with how often a teacher was asked (every generation of a
+        # teacher run, failed calls included: 0 means never attempted; a student's evaluation
+        # outputs are no teacher's attempts).
+        "unsolved_problem",
+        f"""
+SELECT p.id AS problem_id, t.name AS task, p.split, p.source_ref, p.question, p.gold_answer,
+       COUNT(DISTINCT g.id) AS teacher_samples
+FROM problem p
+JOIN task t ON t.id = p.task_id
+LEFT JOIN generation g ON g.problem_id = p.id AND g.synthesis_run_id IN ({_TEACHER_RUN})
+LEFT JOIN rationale ra ON ra.generation_id = g.id AND ra.origin = 'teacher'
+LEFT JOIN current_label cl ON cl.rationale_id = ra.id
+GROUP BY p.id, t.name, p.split, p.source_ref, p.question, p.gold_answer
+HAVING SUM(CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END) = 0""",
+    ),
+    (
+        # A `curation refine` round: the run whose failures were repaired (before), the run trained
+        # in that round (after), and their greedy evaluations on the same task and split side by
+        # side.
+        "refinement_round_accuracy",
+        f"""
+WITH {REFINEMENT_ROUND_RUNS.strip()}
+SELECT made.round, made.before_run_id, made.after_run_id, t.name AS task, b.split,
+       b.id AS before_evaluation_id, b.accuracy AS accuracy_before,
+       a.id AS after_evaluation_id, a.accuracy AS accuracy_after
+FROM made
+JOIN evaluation b ON b.training_run_id = made.before_run_id AND {_greedy("b")}
+JOIN evaluation a ON a.training_run_id = made.after_run_id AND a.task_id = b.task_id AND a.split = b.split
+     AND {_greedy("a")}
+JOIN task t ON t.id = b.task_id""",
+    ),
+]
+
+VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4, V5, V6]
 
 
 def at_version(number: int) -> dict[str, str]:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from curation.errors import CurationError, NotFoundError
-from curation.models import AnswerType, Evaluation, Split, SplitPurpose, Task, TrainingRun, TrainingStatus
+from curation.models import AnswerType, Evaluation, Rationale, Split, SplitPurpose, Task, TrainingRun, TrainingStatus
 from trainer.refinement.feedback import execution_feedback
 
 
@@ -71,6 +71,10 @@ ORDER BY ra.problem_id, ra.id"""
 
 
 def training_evaluations(session: Session, training_run_id: int, split: str, task: str | None = None) -> list[int]:
+    """The run's completed greedy evaluations on `split`, oldest first. A sample or step-beam
+    evaluation of the same split holds other outputs of the same problems (N samples, beams): read
+    too, one problem would give a repair example per evaluation."""
+    method = func.coalesce(Evaluation.decoding["method"].as_string(), "greedy")
     query = (
         select(Evaluation.id)
         .join(Task, Task.id == Evaluation.task_id)
@@ -78,6 +82,7 @@ def training_evaluations(session: Session, training_run_id: int, split: str, tas
             Evaluation.training_run_id == training_run_id,
             Evaluation.split == split,
             Evaluation.status == TrainingStatus.completed,
+            or_(Evaluation.decoding.is_(None), method == "greedy"),
         )
         .order_by(Evaluation.id)
     )
@@ -87,8 +92,9 @@ def training_evaluations(session: Session, training_run_id: int, split: str, tas
 
 
 def collect_failures(session: Session, training_run_id: int, split: str, task: str | None = None) -> list[Failure]:
-    """The failed program outputs of the run's completed evaluations on `split` (a training split),
-    the last attempt of each (an output repaired within its evaluation counts by its repair)."""
+    """The failed program outputs of the run's completed greedy evaluations on `split` (a training
+    split), one per problem, the last attempt of each (an output repaired within its evaluation
+    counts by its repair)."""
     check_training_split(session, split, task)
     run = session.get(TrainingRun, training_run_id)
     if run is None:
@@ -100,8 +106,16 @@ def collect_failures(session: Session, training_run_id: int, split: str, task: s
             f"`curation eval --model run:{training_run_id} --task TASK --split {split}` first"
         )
     failures: list[Failure] = []
-    for evaluation_id in evaluations:
+    # One failure per problem: from the newest greedy evaluation that has an output for it (an
+    # older one, under another limit or prompt format, is what the student did before).
+    seen: set[int] = set()
+    for evaluation_id in reversed(evaluations):
+        attempted = set(
+            session.execute(select(Rationale.problem_id).where(Rationale.evaluation_id == evaluation_id)).scalars()
+        )
         for row in session.execute(_FAILED, {"evaluation_id": evaluation_id}):
+            if row[1] in seen:
+                continue
             (
                 rid,
                 pid,
@@ -132,4 +146,6 @@ def collect_failures(session: Session, training_run_id: int, split: str, task: s
             failures.append(
                 Failure(rid, pid, task_name, split_name, body, str(verdict), status, etype, feedback, int(rnd))
             )
+        seen |= attempted
+    failures.sort(key=lambda f: (f.problem_id, f.rationale_id))
     return failures
