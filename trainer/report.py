@@ -2,14 +2,17 @@
 accuracy per run and task, written to a folder whose path is printed.
 
 One row per evaluation: the model (a training run's output, or a model evaluated as it is, such
-as the bundled SmolLM2 before training), the task and split, accuracy and counts, and for a
-trained model its snapshot version and size, base model, tokens seen and training time.
+as the bundled SmolLM2 before training), the task and split, the decoding (a run can have greedy,
+best-of-N and step-beam evaluations of one split), accuracy and counts, and for a trained model
+its snapshot version and size, base model, tokens seen and training time. The accuracy plot shows
+the greedy evaluations (`curation report --ablation` plots one student's decodings against N).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +32,7 @@ class ReportRow:
     train_seconds: float | None
     task: str
     split: str
+    decoding: str  # decoding_label(evaluation.decoding)
     problems: int
     correct: int
     accuracy: float | None
@@ -72,6 +76,7 @@ def collect_report(session: Session) -> Report:
                 train_seconds=metrics.get("wall_seconds"),
                 task=task,
                 split=evaluation.split,
+                decoding=decoding_label(evaluation.decoding),
                 problems=evaluation.problems,
                 correct=evaluation.correct,
                 accuracy=evaluation.accuracy,
@@ -88,13 +93,39 @@ def collect_report(session: Session) -> Report:
     return Report(rows, curves)
 
 
+def decoding_label(decoding: dict[str, Any] | None) -> str:
+    """How an evaluation decoded, in a few words: `greedy`, `greedy +2 repair rounds`,
+    `sample 4 exec-vote`, `step-beam 4x2 exec+logprob`. No decoding stored: an evaluation made
+    before decodings were, all of them greedy."""
+    if not decoding:
+        return "greedy"
+    method = str(decoding.get("method", "greedy"))
+    if method == "greedy":
+        label = "greedy"
+    elif method == "sample":
+        label = f"sample {decoding.get('samples')} {decoding.get('select')}"
+    elif method == "step-beam":
+        label = f"step-beam {decoding.get('beams')}x{decoding.get('expand')} {'+'.join(decoding.get('scorers', []))}"
+    else:
+        label = method
+    if decoding.get("repair_rounds"):
+        label += f" +{decoding['repair_rounds']} repair rounds"
+    return label
+
+
+def plotted_rows(report: Report) -> list[ReportRow]:
+    """The rows of the accuracy plot: greedy evaluations only, one bar each (sample and step-beam
+    evaluations of the same run and split would stand beside it unlabelled)."""
+    return [r for r in report.rows if r.decoding == "greedy"]
+
+
 def _short(name: str) -> str:
     return name if len(name) <= 48 else "..." + name[-45:]
 
 
 def write_plots(report: Report, folder: Path) -> list[Path]:
     """loss_curves.png (every completed run's training and validation loss) and accuracy.png
-    (accuracy per model and task split); the paths written."""
+    (greedy accuracy per model and task split); the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,17 +149,17 @@ def write_plots(report: Report, folder: Path) -> list[Path]:
         figure.savefig(path, dpi=120)
         plt.close(figure)
         written.append(path)
-    if report.rows:
-        figure, axis = plt.subplots(figsize=(max(6.0, 1.2 * len(report.rows)), 4.5))
-        labels = [f"{r.who}\n{r.task}/{r.split}" for r in report.rows]
-        values = [100 * (r.accuracy or 0.0) for r in report.rows]
-        bars = axis.bar(
-            range(len(values)), values, color=["#888" if r.training_run_id is None else "#3a7" for r in report.rows]
-        )
+    rows = plotted_rows(report)
+    if rows:
+        figure, axis = plt.subplots(figsize=(max(6.0, 1.2 * len(rows)), 4.5))
+        labels = [f"{r.who}\n{r.task}/{r.split}" for r in rows]
+        values = [100 * (r.accuracy or 0.0) for r in rows]
+        colours = ["#888" if r.training_run_id is None else "#3a7" for r in rows]
+        bars = axis.bar(range(len(values)), values, color=colours)
         axis.bar_label(bars, labels=[f"{v:.1f}%" for v in values], fontsize=8)
         axis.set_xticks(range(len(labels)), labels, fontsize=7)
         axis.set_ylabel("accuracy (%)")
-        axis.set_title("Accuracy per model and task (grey: not trained here)")
+        axis.set_title("Greedy accuracy per model and task (grey: not trained here)")
         figure.tight_layout()
         path = folder / "accuracy.png"
         figure.savefig(path, dpi=120)

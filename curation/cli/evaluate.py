@@ -109,12 +109,15 @@ def report(
     with database().read() as session:
         result = collect_report(session)
     table = Table(title="Training runs x tasks")
-    for column in ("model", "task/split", "accuracy", "correct", "snapshot (rows)", "base model", "tokens", "time"):
+    columns = ("model", "task/split", "decoding", "accuracy", "correct", "snapshot (rows)", "base model", "tokens",
+               "time")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for row in result.rows:
         table.add_row(
             row.who if row.training_run_id is not None else f"{row.model} (as is)",
             f"{row.task}/{row.split}",
+            row.decoding,
             f"{100 * (row.accuracy or 0):.1f}%",
             f"{row.correct}/{row.problems}",
             f"{row.snapshot} ({row.snapshot_rows})" if row.snapshot else "-",
