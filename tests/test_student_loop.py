@@ -76,6 +76,7 @@ def test_train_on_a_snapshot_then_evaluate_the_run(sqlite_db: Database, tiny_stu
     assert [step for step, _ in metrics["validation_loss"]] == [3, 6]
     assert metrics["selected_checkpoint"] and metrics["selected_checkpoint"] in metrics["checkpoints"]
     assert metrics["tokens_seen"] > 0 and metrics["tokens_per_second"] > 0 and metrics["wall_seconds"] > 0
+    assert 0 < metrics["validation_seconds"] < metrics["wall_seconds"]  # tokens/s leaves validation out
     folder = Path(metrics["run_dir"])
     assert folder.name == f"run-{run_id}-{snapshot.content_sha256[:12]}"
     lineage = json.loads((folder / "lineage.json").read_text())

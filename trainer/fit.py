@@ -42,7 +42,8 @@ class FitResult:
     steps: int
     tokens_seen: int
     tokens_per_second: float
-    wall_seconds: float  # this session's training time (after a resume: since the resume)
+    wall_seconds: float  # this session's time in the trainer, validation included (after a resume: since it)
+    validation_seconds: float = 0.0  # of which scoring the validation split
     resumed_from: str | None = None
     precision: str = "fp32"
     devices: dict[str, Any] = field(default_factory=dict)
@@ -238,6 +239,12 @@ def fit(
     train_loss, validation_loss = _curves(state.log_history)
     runtime = float(output.metrics.get("train_runtime", 0.0))
     session_tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen
+    # train_runtime includes the validation passes; tokens/s is the training's own rate.
+    first_step = int(last.rsplit("-", 1)[1]) if last else 0
+    validating = sum(
+        float(e["eval_runtime"]) for e in state.log_history if "eval_runtime" in e and e["step"] > first_step
+    )
+    training = max(runtime - validating, 0.0)
     saved = sorted(
         (str(p) for p in checkpoints.glob("checkpoint-*") if p.is_dir()), key=lambda p: int(p.rsplit("-", 1)[1])
     )
@@ -249,8 +256,9 @@ def fit(
         validation_loss=validation_loss,
         steps=state.global_step,
         tokens_seen=int(state.num_input_tokens_seen),
-        tokens_per_second=session_tokens / runtime if runtime > 0 else 0.0,
+        tokens_per_second=session_tokens / training if training > 0 else 0.0,
         wall_seconds=runtime,
+        validation_seconds=validating,
         resumed_from=last,
         precision=precision,
         devices={"cuda": on_gpu, "world_size": args.world_size},

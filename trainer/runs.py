@@ -300,6 +300,7 @@ def _complete(
             "tokens_seen": result.tokens_seen,
             "tokens_per_second": result.tokens_per_second,
             "wall_seconds": result.wall_seconds,
+            "validation_seconds": result.validation_seconds,
             "checkpoints": result.checkpoints,
             "selected_checkpoint": result.selected_checkpoint,
             "resumed_from": result.resumed_from,

@@ -107,7 +107,8 @@ def train(
     metrics = run.metrics or {}
     console.print(
         f"training run #{run.id} {run.status.value}: {metrics.get('steps')} steps, {metrics.get('tokens_seen'):,} "
-        f"tokens at {metrics.get('tokens_per_second', 0):,.0f} tokens/s in {metrics.get('wall_seconds', 0):.0f} s; "
+        f"tokens at {metrics.get('tokens_per_second', 0):,.0f} tokens/s in {metrics.get('wall_seconds', 0):.0f} s "
+        f"({metrics.get('validation_seconds', 0):.0f} s of it validating); "
         f"model {run.checkpoint_path} (selected checkpoint: {metrics.get('selected_checkpoint') or 'the last step'}). "
         f"Next: `curation eval --model run:{run.id} --task TASK --split test`"
     )
