@@ -74,6 +74,12 @@ def downgrade() -> None:
         batch_op.drop_constraint(op.f("fk_evaluation_synthesis_run_id_synthesis_run"), type_="foreignkey")
         batch_op.drop_column("metrics")
         batch_op.drop_column("synthesis_run_id")
+    # Before 0011 a worker or the supervisor resumes any unfinished run: an evaluation's run left
+    # pending or running would be resumed with the student as its teacher.
+    op.execute(
+        "UPDATE synthesis_run SET status = 'cancelled' WHERE status IN ('pending', 'running') AND template_id IN "
+        "(SELECT id FROM prompt_template WHERE style = 'student')"
+    )
     op.execute("UPDATE prompt_template SET style = 'few_shot_cot' WHERE style = 'student' AND name LIKE '%ftcot%'")
     op.execute("UPDATE prompt_template SET style = 'program' WHERE style = 'student'")
     _replace_check(_in("style", STYLES_BEFORE))
