@@ -26,34 +26,17 @@ from curation.models import (
     TrainingStatus,
     Verdict,
 )
-from curation.references import import_procedural_references
-from curation.snapshots.create import create_snapshot
+from tests.support.training_data import reference_snapshot
 from trainer.config import TrainConfig
 from trainer.evaluation import EvalSpec, evaluate
 from trainer.report import collect_report, write_plots
 from trainer.runs import create_training_run, execute_training_run, read_export
-from workers.sandbox import Sandbox
-from workers.verification import verify
-
-
-def _reference_snapshot(db: Database) -> str:
-    with db.transaction() as session:
-        ingest_procedural(session, count=20, seed=0, split="train")
-        ingest_procedural(session, count=6, seed=1, split="test")
-        run_id = import_procedural_references(session).run_id
-    with Sandbox() as sandbox:
-        verify(db, sandbox, run_id=run_id)
-    with db.transaction() as session:
-        snapshot, _ = create_snapshot(
-            session, "refs", {"kinds": ["cot"], "origins": ["reference"], "splits": ["train"]}
-        )
-        return f"{snapshot.name}@{snapshot.version}"
 
 
 @pytest.mark.slow
 def test_train_on_a_snapshot_then_evaluate_the_run(sqlite_db: Database, tiny_student: Path, tmp_path: Path) -> None:
     db = sqlite_db
-    ref = _reference_snapshot(db)
+    ref = reference_snapshot(db)
     config = TrainConfig(
         format="ftcot", max_steps=6, batch_size=4, learning_rate=1e-3, save_steps=3, validation_fraction=0.2
     )
@@ -137,7 +120,7 @@ def test_train_on_a_snapshot_then_evaluate_the_run(sqlite_db: Database, tiny_stu
 
 def test_unfinished_runs_are_not_evaluated_and_formats_are_checked(sqlite_db: Database, tiny_student: Path) -> None:
     db = sqlite_db
-    ref = _reference_snapshot(db)
+    ref = reference_snapshot(db)
     with db.transaction() as session, pytest.raises(CurationError, match="--format 'tokenized'"):
         create_training_run(session, ref, str(tiny_student), TrainConfig(format="tokenized"))
     with db.transaction() as session:
