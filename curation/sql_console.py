@@ -11,9 +11,14 @@ The console cannot change data, and that is enforced by the databases, not by in
   refuses with an explanation when neither can be had. (`SET ROLE` to a reader would not do:
   the session would still be the superuser's, and `set_config('role', ...)` inside the statement
   takes the superuser back.)
-- SQLite: `PRAGMA query_only` is on while the statement runs; the statement goes to the driver as
-  written (no bind-parameter parsing: `':word'` in a string literal is text), and the driver runs
-  one statement per call.
+- SQLite: `PRAGMA query_only` is on while the statement runs, and an authorizer (SQLite's own
+  check, made as the statement is compiled) refuses what query_only lets through: `ATTACH` and
+  `VACUUM INTO` (each creates a file), `DETACH`, a pragma that sets anything or does anything
+  (`PRAGMA query_only = 0`, `foreign_keys = OFF`, `locking_mode = EXCLUSIVE`, `wal_checkpoint`
+  would stay on the pooled connection or act on the file), and `load_extension`. Pragmas that
+  report (`table_info(problem)`, `user_version`, ...) still answer. The statement goes to the
+  driver as written (no bind-parameter parsing: `':word'` in a string literal is text), and the
+  driver runs one statement per call.
 Either way the transaction is rolled back afterwards.
 """
 
@@ -143,10 +148,40 @@ def _run_on_postgresql(db: Database, statement: str, limit: int | None, sql_url:
 # --- SQLite ---------------------------------------------------------------------------------------------
 
 
+# Pragmas that only report. Those taking an argument name what they report on (a table, an index);
+# the others are allowed only as a question (`PRAGMA user_version`), never with a value to set.
+_REPORTING_PRAGMAS_WITH_ARGUMENT = frozenset(
+    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+     "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check"}
+)  # fmt: skip
+_REPORTING_PRAGMAS = _REPORTING_PRAGMAS_WITH_ARGUMENT | frozenset(
+    {"application_id", "auto_vacuum", "busy_timeout", "cache_size", "collation_list", "compile_options",
+     "data_version", "database_list", "encoding", "foreign_keys", "freelist_count", "function_list",
+     "journal_mode", "module_list", "page_count", "page_size", "pragma_list", "query_only",
+     "schema_version", "synchronous", "temp_store", "user_version"}
+)  # fmt: skip
+
+
+def _read_only_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _via: str | None) -> int:
+    """SQLite's compile-time check of each action the console's statement would take."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):  # VACUUM INTO attaches its target
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        reports = name in _REPORTING_PRAGMAS_WITH_ARGUMENT or (name in _REPORTING_PRAGMAS and arg2 is None)
+        return sqlite3.SQLITE_OK if reports else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK  # writes are query_only's to refuse
+
+
 def _run_sqlite(connection: Connection, statement: str, limit: int | None) -> QueryResult:
     driver = connection.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     connection.exec_driver_sql("PRAGMA query_only = ON")
+    # Setting an authorizer expires the connection's prepared statements, so none compiled
+    # before it (the driver's statement cache) escapes the check.
+    driver.set_authorizer(_read_only_authorizer)
     try:
         cursor = driver.cursor()
         try:
@@ -157,6 +192,7 @@ def _run_sqlite(connection: Connection, statement: str, limit: int | None) -> Qu
             return QueryResult([], [], False)
         return _collect([c[0] for c in cursor.description], cursor.fetchmany, cursor.fetchall, limit)
     finally:
+        driver.set_authorizer(None)
         connection.exec_driver_sql("PRAGMA query_only = OFF")  # the pooled connection writes again
 
 

@@ -66,6 +66,44 @@ def test_statements_go_to_the_driver_as_written(db: Database) -> None:
     assert result.rows == [("at :noon, 100%(x)s ?", ":a :b")]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ATTACH DATABASE '{target}' AS other",
+        "VACUUM INTO '{target}'",
+        "DETACH main",
+        "PRAGMA query_only = 0",
+        "PRAGMA foreign_keys = OFF",
+        "PRAGMA locking_mode = EXCLUSIVE",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        "PRAGMA main.user_version = 7",
+        "SELECT load_extension('{target}')",
+    ],
+)
+def test_sqlite_refuses_what_query_only_lets_through(sqlite_db: Database, tmp_path: Path, statement: str) -> None:
+    """query_only stops writes to the database, not ATTACH or VACUUM INTO (each creates a file)
+    nor pragmas that would stay set on the pooled connection: SQLite's authorizer refuses them."""
+    target = tmp_path / "elsewhere.db"
+    # (VACUUM INTO is refused first for running inside the console's transaction)
+    with pytest.raises(CurationError, match=r"query failed: (not authorized|cannot VACUUM from within a transaction)"):
+        run_sql(sqlite_db, statement.format(target=target))
+    assert not target.exists()
+    with sqlite_db.read() as session:  # the pooled connection is as it was, and writes again
+        settings = session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+        mode = session.connection().exec_driver_sql("PRAGMA locking_mode").scalar_one()
+    assert (settings, mode, run_sql(sqlite_db, "PRAGMA user_version").rows) == (1, "normal", [(0,)])
+    with sqlite_db.transaction() as session:
+        ingest_procedural(session, count=2, seed=1)
+    assert _problems(sqlite_db) == 2
+
+
+def test_sqlite_pragmas_that_report_still_answer(sqlite_db: Database) -> None:
+    columns = run_sql(sqlite_db, "PRAGMA table_info(problem)").rows
+    indexes = run_sql(sqlite_db, "PRAGMA main.index_list(problem)").rows
+    named = run_sql(sqlite_db, "SELECT name FROM pragma_table_info('problem') WHERE name = 'question'").rows
+    assert "question" in [row[1] for row in columns] and indexes and named == [("question",)]
+
+
 @pytest.fixture
 def pg(postgres_migrated: str) -> Iterator[Database]:
     """The PostgreSQL test database, emptied: what a superuser could do there."""
