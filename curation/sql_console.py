@@ -1,7 +1,8 @@
 """`curation sql`: run a query against the system of record and return rows for display.
 
 The console cannot change data, and that is enforced by the databases, not by inspecting the SQL:
-- PostgreSQL: the statement runs as a role that can only read, in a READ ONLY transaction, sent as
+- PostgreSQL: the statement runs as a role that can only read where one can be had (an application
+  role that can write gives way to the reader role), in a READ ONLY transaction, sent as
   a prepared statement (which holds exactly one command, so `...; COMMIT; DELETE ...` is refused
   rather than run). A READ ONLY transaction alone does not stop a superuser: `COPY ... TO
   PROGRAM`, `lo_export` and friends reach outside the database. So the role is checked first, and
@@ -50,6 +51,17 @@ WHERE (s.rolsuper OR s.rolname IN ({", ".join(f"'{name}'" for name in _SERVER_RO
   AND pg_has_role(session_user, s.oid, 'MEMBER')
 ORDER BY s.rolsuper DESC, s.rolname
 LIMIT 1"""
+
+# Whether the current role may write to a table of the schema while READER_ROLE may read every
+# table and view of it.
+_READER_CAN_STAND_IN = """
+SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)
+  AND EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
+  AND NOT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm')
+                    AND NOT has_table_privilege(%s, c.oid, 'SELECT'))"""
 
 
 @dataclass(frozen=True)
@@ -120,20 +132,38 @@ def _run_as(engine: Engine, statement: str, limit: int | None, source: str) -> Q
         engine.dispose()
 
 
+def _reader_can_stand_in(connection: Connection) -> bool:
+    """Whether this role may write to the schema while the reader role may read all of it.
+
+    An application role that is no superuser cannot change a row inside the READ ONLY
+    transaction, but it can still signal its own sessions (`pg_terminate_backend` of every
+    worker's connection) and take its tables' locks: the reader, where it can read what this
+    role can, runs the statement instead."""
+    return bool(connection.exec_driver_sql(_READER_CAN_STAND_IN, (READER_ROLE, READER_ROLE)).scalar())
+
+
 def _run_on_postgresql(db: Database, statement: str, limit: int | None, sql_url: str | None) -> QueryResult:
     if sql_url:
         try:
             return _run_as(_engine(sql_url), statement, limit, "CURATION_SQL_URL")
         except OperationalError as error:
             raise CurationError(f"cannot connect with CURATION_SQL_URL: {_first_line(error)}") from None
+    reader = make_url(db.url).set(username=READER_ROLE, password=None)
     with db.engine.connect() as connection:
         reason = unsafe_role(connection)
-        if reason is None:
+        prefer_reader = reason is None and _reader_can_stand_in(connection)
+        connection.rollback()
+    if prefer_reader:
+        try:
+            return _run_as(_engine(reader.render_as_string(hide_password=False)), statement, limit, READER_ROLE)
+        except OperationalError:
+            pass  # it cannot log in here (a server that asks for passwords): the application role answers
+    if reason is None:
+        with db.engine.connect() as connection:
             try:
                 return _run_postgresql(connection, statement, limit)
             finally:
                 connection.rollback()
-    reader = make_url(db.url).set(username=READER_ROLE, password=None)
     try:
         return _run_as(_engine(reader.render_as_string(hide_password=False)), statement, limit, READER_ROLE)
     except OperationalError as error:

@@ -160,6 +160,51 @@ def test_sql_url_must_name_a_role_that_can_only_read(pg: Database) -> None:
     assert run_sql(pg, "SELECT COUNT(*) FROM problem", sql_url=reader).rows == [(3,)]
 
 
+@pytest.fixture
+def app_role(pg: Database) -> Iterator[Database]:
+    """The database as an application role: no superuser, but it may write every table."""
+    role = f"curation_test_app_{uuid.uuid4().hex[:12]}"
+    with pg.transaction() as session:
+        session.execute(text(f"CREATE ROLE {role} LOGIN"))
+        session.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"))
+        session.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    database = Database(make_url(pg.url).set(username=role).render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with pg.transaction() as session:
+            session.execute(text(f"DROP OWNED BY {role}"))
+            session.execute(text(f"DROP ROLE {role}"))
+
+
+@pytest.mark.postgres
+def test_an_application_role_that_can_write_gives_way_to_the_reader(pg: Database, app_role: Database) -> None:
+    """Inside its READ ONLY transaction an application role changes no row, but it may still end
+    its own sessions (every worker's connection) and lock its tables: the reader runs it instead."""
+    with app_role.read() as session:  # one of the application's sessions, e.g. a worker's
+        worker_pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert run_sql(app_role, "SELECT current_user").rows == [(READER_ROLE,)]
+        with pytest.raises(CurationError, match="query failed: must be a member of the role"):
+            run_sql(app_role, f"SELECT pg_terminate_backend({worker_pid})")
+        with pytest.raises(CurationError, match="query failed: permission denied for table problem"):
+            run_sql(app_role, "LOCK TABLE problem IN ACCESS EXCLUSIVE MODE")
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == worker_pid  # still connected
+
+
+@pytest.mark.postgres
+def test_an_application_role_answers_itself_when_no_reader_can_be_had(
+    app_role: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_console, "READER_ROLE", "curation_no_such_role")
+    with app_role.transaction() as session:
+        ingest_procedural(session, count=3, seed=1)
+    assert run_sql(app_role, "SELECT current_user = session_user, COUNT(*) FROM problem").rows == [(True, 3)]
+    with pytest.raises(CurationError, match="query failed: cannot execute DELETE in a read-only transaction"):
+        run_sql(app_role, "DELETE FROM problem")
+    assert _problems(app_role) == 3
+
+
 @pytest.mark.postgres
 def test_the_command_refuses_copy_to_program_as_the_default_user(pg: Database) -> None:
     """What the issue reproduced, through `curation sql` itself, with the README's default URL."""
