@@ -42,6 +42,17 @@ def _url(db: Database) -> str:
     return db.url
 
 
+def test_eval_warns_that_samples_at_temperature_0_are_identical(sqlite_db: Database) -> None:
+    """Best-of-N at temperature 0 decodes greedily N times (the run it names does not exist, so
+    it stops right after the warning)."""
+    args = ("eval", "--model", "run:999", "--task", "procedural", "--decode", "sample", "--samples", "4")
+    warned = curation(*args, "--temperature", "0", url=_url(sqlite_db))
+    sampled = curation(*args, "--temperature", "0.8", url=_url(sqlite_db))
+    assert "--samples 4 at --temperature 0: greedy decoding gives every sample the same text" in warned.stderr
+    assert warned.returncode == sampled.returncode == 2, warned.stdout + warned.stderr
+    assert "warning" not in sampled.stderr, sampled.stderr
+
+
 @pytest.mark.slow
 def test_an_unreachable_teacher_fails_the_run_with_the_reason(sqlite_db: Database) -> None:
     with sqlite_db.transaction() as session:

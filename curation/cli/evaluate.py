@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curation.cli.context import console, database
+from curation.cli.context import console, database, err_console
 
 
 def evaluate(
@@ -48,6 +48,14 @@ def evaluate(
     from trainer.evaluation import EvalSpec
     from trainer.evaluation import evaluate as run_evaluation
 
+    if decode == "sample" and samples > 1 and temperature == 0:
+        # At temperature 0 the sampler takes the likeliest token every time (greedy).
+        err_console.print(
+            f"[bold yellow]warning:[/] --samples {samples} at --temperature 0: greedy decoding gives every sample "
+            "the same text, so best-of-N selects among copies and costs N times a greedy evaluation (give a "
+            "temperature, e.g. --temperature 0.8)",
+            highlight=False,
+        )
     decoding = Decoding(
         method=decode, samples=samples, temperature=temperature, select=select, beams=beams, expand=expand,
         scorers=tuple(s.strip() for s in scorer.split(",") if s.strip()), max_steps=max_steps, seed=seed,
