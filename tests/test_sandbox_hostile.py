@@ -1,6 +1,7 @@
 """Hostile programs: each is classified, leaves the worker, the sandbox server and the database
-intact, and the next program runs normally. Run with Landlock and in the fallback used on kernels
-without it (seccomp only: no file writes at all)."""
+intact, and the next program runs normally. Run as root (as CI does: children then run as their
+own users), and in one test as an unprivileged worker (children keep its uid). There is no
+fallback mode: without Landlock the sandbox refuses to start (tests/test_sandbox.py)."""
 
 from __future__ import annotations
 
@@ -138,18 +139,14 @@ def test_writing_outside_its_directory(sandbox: Sandbox, database: Path) -> None
 def test_its_own_directory_is_writable_with_landlock(sandbox: Sandbox, database: Path) -> None:
     code = "with open('notes.txt', 'w') as handle:\n    handle.write('x')\nans = open('notes.txt').read()\n"
     result = run_hostile(sandbox, code, database)
-    if sandbox.info["landlock_abi"]:
-        assert (result.status, result.value) == (Status.ok, "x")
-    else:  # without Landlock nothing may be written anywhere
-        assert (result.status, result.error_type) == (Status.error, "PermissionError")
+    assert (result.status, result.value) == (Status.ok, "x")
     leftover = run_hostile(sandbox, "import os\nans = len(os.listdir('.'))\n", database)
     assert leftover.value == "0"  # the next program's directory is empty
 
 
 def test_reading_files_outside_the_allowed_trees(sandbox: Sandbox, database: Path) -> None:
     result = run_hostile(sandbox, f"ans = len(open({str(database)!r}, 'rb').read())\n", database)
-    if sandbox.info["landlock_abi"]:
-        assert (result.status, result.error_type) == (Status.error, "PermissionError")
+    assert (result.status, result.error_type) == (Status.error, "PermissionError")
 
 
 def test_secret_environment_variable_is_not_visible(sandbox: Sandbox, database: Path) -> None:
@@ -369,6 +366,170 @@ def test_every_signal_number_has_a_name_and_a_result() -> None:
     assert signal_name(signal.SIGRTMIN + 2) == "SIGRTMIN+2"
 
 
+@x86_only
+def test_other_processes_memory_and_any_signal_are_out_of_reach(sandbox: Sandbox, database: Path, victim: int) -> None:
+    server = sandbox.info["pid"]
+    before = (_proc_state(victim), _proc_state(server), _proc_state(sandbox.info["zygote"]))
+    result = run_hostile(sandbox, hostile.program(hostile.MEMORY_AND_SIGNALS, victim=victim), database)
+    assert (result.status, result.value) == (Status.ok, "none")
+    assert (_proc_state(victim), _proc_state(server), _proc_state(sandbox.info["zygote"])) == before
+
+
+def test_sibling_pids_cannot_be_probed(sandbox: Sandbox) -> None:
+    # Siblings are running while the probes run: pids next to the probe's own are theirs.
+    programs = ["import time\ntime.sleep(0.5)\nans = 'slept'\n"] * 2
+    programs += [hostile.program(hostile.SIBLING_PIDS)] * 2
+    results = sandbox.run_many(programs)
+    assert [(r.status, r.value) for r in results] == [(Status.ok, "slept")] * 2 + [(Status.ok, "none")] * 2
+    assert sandbox.run("import os\nans = os.getpgid(0) == os.getpid() == os.getsid(0) or 'own group'").value
+
+
+@x86_only
+def test_the_rest_of_the_kernel_is_refused(sandbox: Sandbox, database: Path) -> None:
+    result = run_hostile(sandbox, hostile.program(hostile.KERNEL), database)
+    assert (result.status, result.value) == (Status.ok, "none")
+
+
+@x86_only
+def test_files_elsewhere_and_links_out_of_its_directory(sandbox: Sandbox, database: Path, tmp_path: Path) -> None:
+    project = Path(__file__).resolve().parents[1]
+    written = [Path("/tmp") / f"curation-hostile-{os.getpid()}", project / f"hostile-{os.getpid()}"]
+    code = hostile.program(
+        hostile.FILES, tmp=str(written[0]), project=str(written[1]), readme=str(project / "README.md")
+    )
+    result = run_hostile(sandbox, code, database)
+    assert (result.status, result.value) == (Status.ok, "none")
+    assert not any(path.exists() for path in written)
+
+
+@x86_only
+@pytest.mark.parametrize(
+    "code",
+    [
+        # i386's getpid through int 0x80, from a page of machine code
+        "import ctypes, mmap\nm = mmap.mmap(-1, 4096, prot=7)\nm.write(b'\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3')\n"
+        "ans = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(m)))()\n",
+        # x32's getpid
+        "import ctypes\nans = ctypes.CDLL(None).syscall(0x40000000 + 39)\n",
+    ],
+    ids=["i386", "x32"],
+)
+def test_other_system_call_entry_points_kill_the_program(sandbox: Sandbox, database: Path, code: str) -> None:
+    result = run_hostile(sandbox, code, database)
+    assert (result.status, result.error_type) == (Status.killed, "SIGSYS")
+
+
+_FORGED = '{"status": "ok", "value": "999"}'
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("import os\nos.close(3)\nans = 7\n", ("error", "Exit", None)),
+        ("import os\nr, w = os.pipe()\nos.dup2(w, 3)\nans = 7\n", ("error", "Exit", None)),
+        ("import os, fcntl\nfcntl.fcntl(3, fcntl.F_SETFL, os.O_NONBLOCK)\nans = 7\n", ("ok", None, "7")),
+        # forged reports elsewhere are only output
+        (
+            f"import os, sys\nprint({_FORGED!r})\nsys.stderr.write({_FORGED!r})\n"
+            f"os.write(1, b'R' + {_FORGED!r}.encode())\n"
+            f"os.write(2, {_FORGED!r}.encode())\nans = 5\n",
+            ("ok", None, "5"),
+        ),
+        # a report with a field only the server writes
+        (
+            'import os\nos.write(3, b\'{"status": "ok", "value": "9", "duration_ms": 1}\')\nos._exit(0)\n',
+            ("killed", "InvalidResult", None),
+        ),
+        # the sandbox's own failures, forged: never a SandboxError (which would fail the batch)
+        (
+            'import os\nos.write(3, b\'{"status": "killed", "error_type": "SandboxSetupError"}\')\nos._exit(71)\n',
+            ("killed", "InvalidResult", None),
+        ),
+        (
+            'import os\nos.write(3, b\'{"status": "killed", "error_type": "SandboxLost"}\')\nos._exit(0)\n',
+            ("killed", "InvalidResult", None),
+        ),
+        (
+            'import os\nos.write(3, b\'{"status": "ok", "value": NaN}\')\nos._exit(0)\n',
+            ("killed", "InvalidResult", None),
+        ),
+        (
+            "import os\nos.write(3, b'{\"status\": \"ok\", \"value\": ' + b'1' * 5000 + b'}')\nos._exit(0)\n",
+            ("killed", "InvalidResult", None),
+        ),
+    ],
+    ids=["close", "dup2", "nonblocking", "other-channels", "server-field", "setup-failure", "lost", "nan", "big-int"],
+)
+def test_tricks_with_the_result_channel(
+    sandbox: Sandbox, database: Path, code: str, expected: tuple[str, ...]
+) -> None:
+    result = run_hostile(sandbox, code, database)  # a SandboxError would raise here
+    assert (result.status.value, result.error_type if expected[1] else None, result.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "detail"),
+    [
+        ("class X:\n    def __repr__(self): raise SystemExit(3)\n    def __str__(self): raise KeyboardInterrupt\n"
+         "    def __eq__(self, other): raise SystemExit\n    def __float__(self): raise SystemExit\nans = X()\n",
+         "error", "KeyboardInterrupt"),
+        ("class S(str):\n    def __str__(self): return self\n"
+         "    def __len__(self): raise SystemExit\nans = S('abc')\n",
+         "ok", "abc"),
+        ("class M(type):\n    @property\n    def __name__(cls): return {'not': 'text'}\n"
+         "class E(Exception, metaclass=M): pass\nraise E('boom')\n", "killed", "InvalidResult"),
+        ("class E(Exception):\n    def __str__(self): raise SystemExit\nraise E()\n", "error", "Exit"),
+        ("class B(BaseException): pass\nraise B('b')\n", "error", "B"),
+        ("raise SystemExit(0)\n", "error", "SystemExit"),
+        ("import os\nos._exit(0)\n", "error", "Exit"),
+        ("import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0.05)\ntime.sleep(1)\n", "killed", "SIGALRM"),
+        ("import sys\nsys.set_int_max_str_digits(0)\nans = 10 ** 200_000\n", "ok", "1" + "0" * 4095),
+    ],
+    ids=["hostile-dunders", "str-subclass", "exception-name", "exception-str", "base-exception", "exit-0",
+         "os-exit-0", "sigalrm", "huge-int"],
+)  # fmt: skip
+def test_hostile_values_and_endings(sandbox: Sandbox, database: Path, code: str, status: str, detail: str) -> None:
+    """Whatever the program's objects do runs in its child; the server only ever sees text."""
+    result = run_hostile(sandbox, code, database)
+    assert result.status.value == status
+    assert detail in (result.value, result.error_type)
+
+
+def test_deep_recursion_with_no_recursion_limit(sandbox: Sandbox, database: Path) -> None:
+    code = "import sys\nsys.setrecursionlimit(10 ** 7)\ndef f(n):\n    return f(n + 1) + 1\nans = f(0)\n"
+    result = run_hostile(sandbox, code, database)
+    assert result.status in (Status.error, Status.killed, Status.memory)  # the C stack's overflow, however it shows
+
+
+@pytest.mark.parametrize(
+    ("code", "value"),
+    [
+        # a file past its directory's cap (max_file_mb = 8)
+        ("n = 0\ntry:\n    with open('big', 'wb') as f:\n        for _ in range(100):\n"
+         "            f.write(b'x' * (1 << 20)); f.flush(); n += 1\nexcept OSError:\n    pass\nans = n\n", "8"),
+        ("import os\nfd = os.open('.', os.O_TMPFILE | os.O_RDWR, 0o600)\nn = 0\ntry:\n    while True:\n"
+         "        os.write(fd, b'x' * (1 << 20)); n += 1\nexcept OSError:\n    pass\nans = n\n", "8"),
+        # every inode of its directory
+        ("n = 0\ntry:\n    while True:\n        open(f'f{n}', 'w').close(); n += 1\n"
+         "except OSError as error:\n    ans = error.errno == 28 and n < 4096\n", "True"),
+        ("import mmap\ntry:\n    mmap.mmap(-1, 8 << 30)\nexcept OSError as error:\n    ans = error.errno\n", "12"),
+        (hostile.program(
+            "libc.mmap.restype = ctypes.c_void_p\n"
+            "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,"
+            " ctypes.c_long]\n"
+            "def mapped(flags):\n    address = libc.mmap(None, 4 << 30, 3, flags, -1, 0)\n"
+            "    return address not in (None, ctypes.c_void_p(-1).value) or False\n"
+            "attempt('noreserve', lambda: mapped(0x22 | 0x4000))\nattempt('shared', lambda: mapped(0x21))\n"
+        ), "none"),
+    ],
+    ids=["file-past-cap", "tmpfile-past-cap", "inodes", "mmap-8g", "mmap-noreserve-and-shared"],
+)  # fmt: skip
+def test_memory_and_space_past_the_limits(sandbox: Sandbox, database: Path, code: str, value: str) -> None:
+    result = run_hostile(sandbox, code, database)
+    assert (result.status, result.value) == (Status.ok, value)
+    assert run_hostile(sandbox, "import os\nans = len(os.listdir('.'))\n", database).value == "0"
+
+
 def test_a_hostile_batch_finishes_for_everyone_else(sandbox: Sandbox) -> None:
     hostile_programs = [
         hostile.DEEP_JSON,
@@ -428,7 +589,7 @@ target = sys.argv[1]
 # The children cannot read an interpreter under /root here (the worker itself needs a capability
 # for it): what the programs import comes preloaded instead.
 preload = (*DEFAULT_PRELOAD, "ctypes", "fcntl", "resource", "signal", "stat", "struct", "gc", "threading")
-preload += ("errno", "typing")
+preload += ("errno", "typing", "socket")
 victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the worker's own uid
 outcome = {"uid": os.getuid()}
 with Sandbox(Limits(wall_seconds=2.0), in_flight=2, preload=preload) as box:
@@ -441,6 +602,10 @@ with Sandbox(Limits(wall_seconds=2.0), in_flight=2, preload=preload) as box:
     outcome["ids"] = run("import os\nans = repr((os.getresuid(), os.getgroups()))")
     outcome["processes"] = run(hostile.program(hostile.PROCESSES, victim=victim.pid, server=box.info["pid"]))
     outcome["metadata"] = run(hostile.program(hostile.METADATA, target=target))
+    # The same uid as the victim and the server: only the seccomp allow list stands between them.
+    outcome["signals"] = run(hostile.program(hostile.MEMORY_AND_SIGNALS, victim=victim.pid))
+    outcome["pids"] = run(hostile.program(hostile.SIBLING_PIDS))
+    outcome["kernel"] = run(hostile.program(hostile.KERNEL))
     outcome["devices"] = run(hostile.program(hostile.DEVICES))
     outcome["plant"] = run(hostile.program(hostile.PLANT))
     outcome["after_plant"] = run(hostile.AFTER_PLANT)
@@ -492,7 +657,7 @@ def test_an_unprivileged_worker_gets_the_same_containment(target: Path) -> None:
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
     assert (outcome["uid"], outcome["privileged"]) == (65534, False)
     assert outcome["ids"] == ["ok", "((65534, 65534, 65534), [])", "42"]
-    for attack in ("processes", "metadata", "devices"):
+    for attack in ("processes", "metadata", "devices", "signals", "pids", "kernel"):
         assert outcome[attack] == ["ok", "none", "42"], attack
     assert outcome["after_plant"] == ["ok", "|0", "42"]
     assert outcome["deep"][0] in ("ok", "timeout") and outcome["deep"][2] == "42"
@@ -532,3 +697,41 @@ def test_a_system_interpreter_imports_its_own_packages() -> None:
     (yaml, stdlib) = json.loads(completed.stdout.strip().splitlines()[-1])
     assert yaml[0] == "ok" and "-packages/yaml/" in yaml[1]
     assert stdlib == ["ok", "1"]
+
+
+RETIRING_SERVER = """
+import json, sys
+from workers.sandbox import Limits, server
+server.remove_tree = lambda path: False  # a clean-up that leaves something behind, every time
+box = server.Server({"in_flight": 2, "preload": [], "uid_base": 1_500_000_000}, ())
+limits = Limits().for_child()
+outcome = []
+for _ in range(2):
+    results, notices = box.run_batch(["ans = 6 * 7"], limits)
+    outcome.append([results[0]["status"], results[0].get("value"), notices, sorted(box.free_slots)])
+try:
+    box.run_batch(["ans = 1"], limits)
+except server.NoSlotsLeft as error:
+    outcome.append(str(error))
+box.close()
+print(json.dumps(outcome))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root server (its own mount namespace)")
+def test_a_failed_clean_up_retires_the_slot_and_says_so() -> None:
+    """Fail closed: a slot whose private directory could not be emptied never runs another program,
+    the server says which, and with every slot retired it refuses to run rather than reuse one."""
+    completed = subprocess.run(
+        [sys.executable, "-c", RETIRING_SERVER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second, refused = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert first[:2] == second[:2] == ["ok", "42"]
+    assert len(first[2]) == len(second[2]) == 1 and "retired" in first[2][0] and first[2] != second[2]
+    assert (len(first[3]), second[3]) == (1, [])
+    assert "retired" in refused

@@ -13,12 +13,15 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 worked = []
 def attempt(name, action):
+    # Whatever returns counts as a success (a file's contents, a descriptor, a list of names),
+    # except a raw system call's negative result or an explicit False.
     try:
         outcome = action()
     except BaseException:
         return
-    if outcome is None or outcome is True or (isinstance(outcome, int) and outcome >= 0):
-        worked.append(name)
+    if outcome is False or (isinstance(outcome, int) and not isinstance(outcome, bool) and outcome < 0):
+        return
+    worked.append(name)
 def call(number, *args):
     return libc.syscall(number, *args)
 """
@@ -193,4 +196,108 @@ attempt("pthread-kill", lambda: signal.pthread_kill(__import__("threading").main
 attempt("timer", lambda: call(222, 1, None, ctypes.create_string_buffer(8)))  # timer_create
 r, w = os.pipe()
 attempt("sigio-rt", lambda: (fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid()), fcntl.fcntl(r, 10, 40)))
+"""
+
+# Other processes' memory and any signal anywhere: the victim the test started, the server
+# (the child's parent), every process (-1), its own group (0), and itself.
+MEMORY_AND_SIGNALS = """
+import signal
+victim, server = {victim}, os.getppid()
+for pid, who in ((victim, "victim"), (server, "server")):
+    attempt(f"mem-{{who}}", lambda: open(f"/proc/{{pid}}/mem", "r+b"))
+    attempt(f"environ-{{who}}", lambda: open(f"/proc/{{pid}}/environ", "rb").read())
+    attempt(f"ptrace-seize-{{who}}", lambda: call(101, 0x4206, pid, 0, 0))
+    buf = ctypes.create_string_buffer(8)
+    iov = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), 8)
+    attempt(f"process_vm_writev-{{who}}", lambda: call(311, pid, iov, 1, iov, 1, 0))
+    attempt(f"process_vm_readv-{{who}}", lambda: call(310, pid, iov, 1, iov, 1, 0))
+    attempt(f"kcmp-{{who}}", lambda: call(312, os.getpid(), pid, 0, 0, 0))
+    attempt(f"kill-{{who}}", lambda: os.kill(pid, signal.SIGKILL))
+    attempt(f"killpg-{{who}}", lambda: os.killpg(pid, signal.SIGKILL))
+    attempt(f"tgkill-{{who}}", lambda: call(234, pid, pid, signal.SIGKILL))
+    attempt(f"sigqueue-{{who}}", lambda: call(129, pid, signal.SIGKILL, ctypes.create_string_buffer(128)))
+attempt("self-mem", lambda: open("/proc/self/mem", "r+b"))
+attempt("traceme", lambda: call(101, 0, 0, 0, 0))
+attempt("kill-everyone", lambda: os.kill(-1, signal.SIGKILL))
+attempt("kill-own-group", lambda: os.kill(0, signal.SIGKILL))
+attempt("stop-self", lambda: os.kill(os.getpid(), signal.SIGSTOP))
+attempt("tkill-self", lambda: call(200, os.getpid(), signal.SIGSTOP))
+attempt("setsid", lambda: os.setsid())
+attempt("setpgid", lambda: os.setpgid(0, 0))
+attempt("pidfd_getfd", lambda: call(438, 0, 3, 0))
+attempt("pidfd_send_signal", lambda: call(424, 0, signal.SIGKILL, 0, 0))
+"""
+
+# Pids: whether a number next to its own is a process, and whose group it is in.
+SIBLING_PIDS = """
+import signal
+me = os.getpid()
+for pid in [os.getppid(), *range(me - 8, me + 9)]:
+    if pid != me:
+        attempt(f"kill-0-{{pid}}", lambda: os.kill(pid, 0))
+        attempt(f"getpgid-{{pid}}", lambda: os.getpgid(pid))
+        attempt(f"getsid-{{pid}}", lambda: os.getsid(pid))
+        attempt(f"sched-{{pid}}", lambda: os.sched_getscheduler(pid))
+        attempt(f"priority-{{pid}}", lambda: os.getpriority(os.PRIO_PROCESS, pid))
+attempt("proc", lambda: os.listdir("/proc"))
+"""
+
+# The rest of the kernel: namespaces, new processes, privilege, sockets, system-wide switches.
+KERNEL = """
+import socket
+attempt("unshare-mount", lambda: call(272, 0x00020000))
+attempt("unshare-net", lambda: call(272, 0x40000000))
+attempt("clone-newuser", lambda: call(56, 0x10000000 | 17, 0, 0, 0, 0))
+attempt("clone3", lambda: call(435, ctypes.create_string_buffer(88), 88))
+attempt("vfork", lambda: call(58))
+attempt("fork", lambda: os.fork())
+attempt("execve", lambda: os.execv("/usr/bin/true", ["true"]))
+attempt("setns", lambda: call(308, 0, 0))
+attempt("userfaultfd", lambda: call(323, 0))
+attempt("perf_event_open", lambda: call(298, ctypes.create_string_buffer(128), 0, -1, -1, 0))
+attempt("seccomp", lambda: call(317, 0, 0, None))
+attempt("prctl-pdeathsig", lambda: libc.prctl(1, 0, 0, 0, 0))
+attempt("prctl-dumpable", lambda: libc.prctl(4, 1, 0, 0, 0))
+attempt("setresuid-0", lambda: os.setresuid(0, 0, 0))
+attempt("setgid-0", lambda: os.setgid(0))
+attempt("setgroups", lambda: os.setgroups([0]))
+attempt("capset", lambda: call(126, ctypes.create_string_buffer(8), ctypes.create_string_buffer(24)))
+attempt("chroot", lambda: os.chroot("."))
+attempt("umount", lambda: call(166, b"/", 2))
+attempt("pivot_root", lambda: call(155, b".", b"."))
+attempt("mbind", lambda: call(237, 0, 0, 0, 0, 0, 0))
+attempt("migrate_pages", lambda: call(256, os.getppid(), 0, None, None))
+attempt("ioprio_set", lambda: call(251, 1, os.getppid(), 0))
+attempt("sync", lambda: call(162))
+attempt("acct", lambda: call(163, None))
+attempt("swapoff", lambda: call(168, b"/"))
+attempt("sethostname", lambda: call(170, b"x", 1))
+attempt("settimeofday", lambda: call(164, ctypes.create_string_buffer(16), None))
+attempt("init_module", lambda: call(175, None, 0, b""))
+attempt("reboot", lambda: call(169, 0xFEE1DEAD, 672274793, 0xCDEF0123, None))
+for port in (5432, 6379, 80):  # PostgreSQL and Redis where the workers run
+    attempt(f"tcp-{{port}}", lambda: socket.create_connection(("127.0.0.1", port), timeout=1))
+attempt("unix-postgresql", lambda: socket.socket(socket.AF_UNIX).connect("/var/run/postgresql/.s.PGSQL.5432"))
+attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 53)))
+attempt("netlink", lambda: socket.socket(16, 3, 0))
+attempt("socketpair", lambda: socket.socketpair())
+attempt("socket-syscall", lambda: call(41, 2, 1, 0))
+"""
+
+# Files outside its own directory, and links out of it.
+FILES = """
+attempt("shadow", lambda: open("/etc/shadow").read())
+attempt("root-home", lambda: os.listdir("/root"))
+attempt("write-tmp", lambda: open({tmp!r}, "w").write("x"))
+attempt("write-project", lambda: open({project!r}, "w").write("x"))
+attempt("read-project", lambda: open({readme!r}).read())
+attempt("symlink", lambda: os.symlink("/etc/shadow", "s"))
+attempt("hardlink", lambda: os.link(os.__file__, "h"))
+attempt("mkfifo", lambda: os.mkfifo("fifo"))
+attempt("rename-out", lambda: (open("x", "w").close(), os.rename("x", "../x")))
+attempt("mkdir-up", lambda: os.mkdir("../up"))
+attempt("list-slots", lambda: os.listdir(".."))
+attempt("openat2", lambda: call(437, -100, b"/etc/shadow", ctypes.create_string_buffer(24), 24))
+handle, mount_id = ctypes.create_string_buffer(200), ctypes.create_string_buffer(8)
+attempt("name_to_handle_at", lambda: call(303, -100, b"/etc", handle, mount_id, 0))
 """

@@ -1,13 +1,16 @@
 """The seccomp allow list for sandboxed programs: classic BPF assembled here, loaded in each child.
 
 Everything not listed is denied. The list is what a confined CPython computation needs: reading
-files Landlock allows, memory, time, signals to itself, polling its own descriptors. Nothing that
-reaches other processes (signals, `prlimit64` or `sched_*` on another pid, tracing), changes file
-metadata (chmod, chown, utime, xattrs, ioctls that set flags), creates memory outside the address
-space limit (memfd, SysV and POSIX shared memory), mounts, or opens files by handle. Calls that are
-allowed only on the calling process check their arguments: `prlimit64` only reads the caller's own
-limits (pid 0, no new limit), `sched_getaffinity`/`sched_getparam`/`sched_getscheduler`/
-`getpriority` only ask about the caller, `fcntl` and `ioctl` only take the commands listed below.
+files Landlock allows, memory, time, its own signal handlers and timers, polling its own
+descriptors. Nothing that reaches other processes (sending any signal, even to itself;
+`prlimit64` or `sched_*` on another pid; tracing), changes file metadata (chmod, chown, utime,
+xattrs, ioctls that set flags), creates memory outside the address space limit (memfd, SysV and
+POSIX shared memory), makes sockets, links or device nodes, mounts, or opens files by handle.
+Calls that are allowed only on the calling process check their arguments: `prlimit64` only reads
+the caller's own limits (pid 0, no new limit); `sched_getaffinity`, `sched_getparam`,
+`sched_getscheduler`, `getpriority`, `getpgid` and `getsid` only ask about the caller (pid 0);
+`fcntl` and `ioctl` only take the commands listed below. Nothing sets a priority, a scheduler or
+a limit at all (setpriority, sched_set*, setrlimit are denied).
 
 The architecture is checked first: a call made through another entry point (i386 `int 0x80`, the
 x32 ABI's high syscall numbers) kills the process, since the numbers below mean other things there.
@@ -79,7 +82,7 @@ ALLOWED = (
     # time, identity, randomness
     "clock_gettime", "clock_getres", "gettimeofday", "time", "times", "getrusage", "sysinfo", "uname",
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
-    "getgroups", "getpgrp", "getpgid", "getsid", "getcpu", "getrandom", "getrlimit",
+    "getgroups", "getpgrp", "getcpu", "getrandom", "getrlimit",
     "sched_yield", "sched_get_priority_max", "sched_get_priority_min",
     # threads' bookkeeping that CPython and glibc do on their own (no new threads: clone is denied)
     "futex", "set_robust_list", "set_tid_address", "rseq",
@@ -248,6 +251,10 @@ def build(machine: str | None = None) -> bytes:
     only_zero("sched_getparam", 0)
     only_zero("sched_getscheduler", 0)
     only_zero("getpriority", 1)  # who == 0: itself (its process, group or user)
+    # Asked about another pid, these say whether it exists and whose group it is in: a program
+    # could find its siblings and the server by probing the numbers next to its own.
+    only_zero("getpgid", 0)
+    only_zero("getsid", 0)
     p.label("deny")
     p.ret(RET_EPERM)
     p.label("allow")
