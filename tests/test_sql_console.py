@@ -141,6 +141,49 @@ def test_a_superuser_url_never_runs_a_shell_command(pg: Database) -> None:
         marker.unlink(missing_ok=True)
 
 
+_HOSTILE = [
+    ("SELECT lo_import('/etc/hostname')", "permission denied for function lo_import"),
+    ("CREATE TEMP TABLE scratch (x INTEGER)", "cannot execute CREATE TABLE in a read-only transaction"),
+    ("SET ROLE {superuser}", "permission denied to set role"),
+    ("SET SESSION AUTHORIZATION {superuser}", "permission denied to set session authorization"),
+    ("SELECT set_config('role', '{superuser}', false)", "permission denied to set role"),
+    ("SELECT set_config('transaction_read_only', 'off', false)", "read-write mode must be set before any query"),
+    ("DO $$ BEGIN DELETE FROM problem; END $$", "cannot execute DELETE in a read-only transaction"),
+    ("DO $$ BEGIN COMMIT; DELETE FROM problem; END $$", "invalid transaction termination"),
+    ("CALL curation_test_wipe()", "cannot execute DELETE in a read-only transaction"),
+    ("SELECT curation_test_wipe_as_owner()", "cannot execute DELETE in a read-only transaction"),
+    ("SELECT nextval(pg_get_serial_sequence('problem', 'id'))", "permission denied for sequence"),
+    ("EXECUTE curation_test_prepared", "prepared statement .* does not exist"),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()", "must be"),
+    ("LOCK TABLE problem IN ACCESS EXCLUSIVE MODE", "permission denied for table problem"),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("statement", "refusal"), _HOSTILE)
+def test_hostile_statements_as_the_default_user_change_nothing(pg: Database, statement: str, refusal: str) -> None:
+    """A superuser URL: each is refused, whether the reader lacks the privilege, the READ ONLY
+    transaction stops it, or the session it would need is not the console's."""
+    with pg.transaction() as session:
+        ingest_procedural(session, count=4, seed=1)
+        superuser = session.execute(text("SELECT current_user")).scalar_one()
+        session.execute(text("CREATE PROCEDURE curation_test_wipe() LANGUAGE sql AS 'DELETE FROM problem'"))
+        session.execute(
+            text(
+                "CREATE FUNCTION curation_test_wipe_as_owner() RETURNS integer LANGUAGE plpgsql SECURITY DEFINER "
+                "AS 'BEGIN DELETE FROM problem; RETURN 1; END'"
+            )
+        )
+    try:
+        with pytest.raises(CurationError, match=f"query failed: .*{refusal}"):
+            run_sql(pg, statement.format(superuser=superuser))
+        assert _problems(pg) == 4
+    finally:
+        with pg.transaction() as session:
+            session.execute(text("DROP PROCEDURE curation_test_wipe()"))
+            session.execute(text("DROP FUNCTION curation_test_wipe_as_owner()"))
+
+
 @pytest.mark.postgres
 def test_a_superuser_is_refused_when_no_read_only_role_can_be_had(
     pg: Database, monkeypatch: pytest.MonkeyPatch
