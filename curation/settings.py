@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL `curation sql` connects with on PostgreSQL: a role that can only read "
         "(see docs/sql.md). Unset: the `curation_reader` role that the migrations create, or the main "
-        "URL when its role is not a superuser.",
+        "URL's role when it is not a superuser and either can only read or the reader cannot log in.",
     )
 
     @property
