@@ -484,6 +484,19 @@ def test_a_refinement_of_a_correct_parent_fixes_nothing(db: Database, scenario: 
     assert row == {"parent_verdict": "correct", "verdict": "correct", "fixed": 0}
     fixed = _rows(db, "SELECT rationale_id FROM refinement_outcome WHERE fixed = 1")
     assert fixed == [{"rationale_id": scenario.refinements["second"]}]  # its parent was incorrect
+    # The refinement-round views follow the same rule (before 0013 they called it repaired, and
+    # its correct parent one of the failures).
+    (step,) = _rows(db, "SELECT parent_verdict, verdict, repaired FROM refinement_step WHERE rationale_id = :id",
+                    id=child_id)  # fmt: skip
+    assert step == {"parent_verdict": "correct", "verdict": "correct", "repaired": 0}
+    rates = _rows(db, "SELECT error_type, failures, repaired FROM repair_rate_by_error ORDER BY error_type")
+    steps = _rows(
+        db,
+        "SELECT parent_error_type AS error_type, COUNT(*) AS failures, SUM(repaired) AS repaired "
+        "FROM refinement_step WHERE rationale_id <> :id GROUP BY parent_error_type ORDER BY parent_error_type",
+        id=child_id,
+    )
+    assert rates == steps  # the correct parent (a program that ran: "wrong value") is no failure
 
 
 def test_a_problem_whose_every_teacher_call_failed_was_attempted(db: Database, scenario: Scenario) -> None:

@@ -3,7 +3,8 @@
 Migrations create and drop views from here: `V1` is what revision 0001 created, `V2` the views
 revision 0004 replaced, `V3` those revision 0006 replaced, `V4` the snapshot views revision 0007
 added, `V5` the refinement-round views of 0009, `V6` the views 0012 replaced (evaluation runs out
-of the teacher views, refinement rounds by the run trained in them). A definition is never edited
+of the teacher views, refinement rounds by the run trained in them), `V7` those 0013 replaced (a
+repair is one only of an attempt that was not correct). A definition is never edited
 once released; changing a view means adding a version (with the views that changed) and a
 migration that replaces them, so that every revision keeps rebuilding exactly what it built. See
 docs/sql.md for what each view holds.
@@ -568,7 +569,30 @@ JOIN task t ON t.id = b.task_id""",
     ),
 ]
 
-VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4, V5, V6]
+# Revision 0013: a repair is one when the attempt it repairs was not correct and it is, the rule
+# refinement_outcome.fixed follows since V3 (V5 counted a correct refinement of a correct parent
+# as repaired, and that parent among the failures of repair_rate_by_error).
+_REPAIRED_V5 = "CASE WHEN cl.verdict = 'correct' THEN 1 ELSE 0 END AS repaired"
+_REPAIRED = "CASE WHEN cl.verdict = 'correct' AND COALESCE(pl.verdict, '') <> 'correct' THEN 1 ELSE 0 END AS repaired"
+assert _REPAIRED_V5 in dict(V5)["refinement_step"]
+
+V7: list[tuple[str, str]] = [
+    ("refinement_step", dict(V5)["refinement_step"].replace(_REPAIRED_V5, _REPAIRED)),
+    (
+        # Per refinement round and kind, per error type of the repaired attempt: how many
+        # failures were taken up (a refinement of a correct attempt is none), how many repairs
+        # are correct, the repair rate.
+        "repair_rate_by_error",
+        f"""
+SELECT round, mode, task, parent_error_type AS error_type, COUNT(*) AS failures,
+       SUM(repaired) AS repaired, {_float("SUM(repaired)")} / COUNT(*) AS repair_rate
+FROM refinement_step
+WHERE COALESCE(parent_verdict, '') <> 'correct'
+GROUP BY round, mode, task, parent_error_type""",
+    ),
+]
+
+VERSIONS: list[list[tuple[str, str]]] = [V1, V2, V3, V4, V5, V6, V7]
 
 
 def at_version(number: int) -> dict[str, str]:
