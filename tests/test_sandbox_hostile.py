@@ -272,6 +272,33 @@ def test_the_child_has_no_privilege(sandbox: Sandbox, database: Path) -> None:
         assert len(set(uids)) == 1 and uids[0] >= sandbox.info["uid_base"]
 
 
+def test_a_running_child_holds_no_privilege_as_the_kernel_sees_it(sandbox: Sandbox) -> None:
+    """All five capability sets empty, no_new_privs, seccomp filtering, and (as root) ids of its
+    own with no groups: read from /proc while the program runs, not from what it says."""
+    server, zygote = sandbox.info["pid"], sandbox.info["zygote"]
+    thread = threading.Thread(target=lambda: sandbox.run("import time\ntime.sleep(1.5)\nans = 1\n"))
+    thread.start()
+    status: dict[str, str] = {}
+    for _ in range(100):
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+        running = [int(pid) for pid in children if int(pid) != zygote]
+        if running:
+            with contextlib.suppress(FileNotFoundError):
+                lines = Path(f"/proc/{running[0]}/status").read_text().splitlines()
+                status = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+                if status.get("Seccomp") == "2":
+                    break
+        threading.Event().wait(0.02)
+    thread.join()
+    for name in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[name], 16) == 0, name
+    assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+    if sandbox.info["privileged"]:
+        uids, gids = set(status["Uid"].split()), set(status["Gid"].split())
+        assert len(uids) == len(gids) == 1 and "0" not in uids | gids
+        assert int(uids.pop()) >= sandbox.info["uid_base"] and status["Groups"].strip() == ""
+
+
 @x86_only
 def test_metadata_of_other_files_cannot_change(sandbox: Sandbox, database: Path, target: Path) -> None:
     before = _file_state(target)

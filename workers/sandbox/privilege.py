@@ -25,6 +25,9 @@ import ctypes
 import os
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_READ = 23
+PR_GET_SECUREBITS = 27
+PR_CAP_AMBIENT_IS_SET = 1
 PR_CAPBSET_DROP = 24
 PR_SET_SECUREBITS = 28
 PR_CAP_AMBIENT = 47
@@ -112,6 +115,15 @@ class Dropper:
                 self._call("prctl(PR_CAPBSET_DROP)", PR_CAPBSET_DROP, cap, 0, 0, 0)
             self._call("prctl(PR_SET_SECUREBITS)", PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0)
         self._call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        # Checked, not assumed (a kernel that ignored a drop would leave every child a capability):
+        # no program runs unless both sets are empty and the bits locked.
+        for cap in range(self.last_cap + 1):
+            if self._prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) != 0:
+                raise PermissionError(f"capability {cap} remains in the ambient set")
+            if self.privileged and self._prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0:
+                raise PermissionError(f"capability {cap} remains in the bounding set")
+        if self.privileged and self._prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) & SECUREBITS != SECUREBITS:
+            raise PermissionError("the securebits did not lock")
 
     def drop(self, uid: int, gid: int) -> None:
         """Steps 3 and 4, in each child."""
