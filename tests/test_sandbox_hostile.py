@@ -494,6 +494,17 @@ def test_tricks_with_the_result_channel(
     assert (result.status.value, result.error_type if expected[1] else None, result.value) == expected
 
 
+def test_result_pipe_flags_carry_nothing_to_the_next_program() -> None:
+    """The result pipe's open file is shared by a slot's programs: flags one sets must not reach the next."""
+    with Sandbox(Limits(wall_seconds=2.0), in_flight=1) as box:  # one slot: the next program is in it
+        flags = "os.O_NONBLOCK | os.O_APPEND | os.O_ASYNC | os.O_DIRECT"
+        setter = f"import fcntl, os\nfcntl.fcntl(3, fcntl.F_SETFL, {flags})\n"
+        setter += f"ans = fcntl.fcntl(3, fcntl.F_GETFL) & ({flags})\n"
+        assert box.run(setter).value != "0"
+        later = box.run("import fcntl, os\nans = fcntl.fcntl(3, fcntl.F_GETFL) & ~os.O_ACCMODE\n")
+        assert (later.status, later.value) == (Status.ok, "0")
+
+
 @pytest.mark.parametrize(
     ("code", "status", "detail"),
     [

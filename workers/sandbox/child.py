@@ -14,6 +14,7 @@ Stdlib only, and nothing here may raise out of `run_child`: the child always end
 from __future__ import annotations
 
 import builtins
+import ctypes
 import gc
 import io
 import json
@@ -33,6 +34,9 @@ if TYPE_CHECKING:  # the fork server never imports typing at run time
 
 
 RESULT_FD = 3
+_F_SETFL = 4
+_fcntl = ctypes.CDLL(None, use_errno=True).fcntl  # resolved once, in the server (ctypes is loaded there)
+_fcntl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
 CONFINED = b"R"
 """Written to the result pipe once the child is confined and before the program runs. A program
 can write anything after it, but nothing before it: a report without the marker can only come
@@ -172,6 +176,11 @@ def confine(context: Context, slot: int, limits: dict[str, Any], workdir: str, s
     for fd in (0, 1, 2):  # C-level writes go nowhere; Python-level output is captured in memory
         os.dup2(context.devnull, fd)
     os.dup2(context.result_fds[slot], RESULT_FD)
+    # The pipe's status flags (O_NONBLOCK, O_APPEND, O_ASYNC, O_DIRECT) belong to one open file
+    # shared by every program of this slot: whatever the last program set, this one starts clean
+    # (else flags could carry bits from one program to the next).
+    if _fcntl(RESULT_FD, _F_SETFL, 0) != 0:
+        raise OSError(ctypes.get_errno(), "fcntl(F_SETFL) on the result pipe")
     os.closerange(RESULT_FD + 1, 1 << 20)  # the server's pipes and descriptors are none of its business
     os.chdir(workdir)
     # Nothing the program can write is on the import path: not its directory, not '' (the server
