@@ -26,23 +26,26 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
 
 - number: ``1,080``, ``-3.5``, ``−12`` (any dash glued to a digit and not after an operand is a
   sign; ``x - 10`` is the number 10), ``$18.00``, ``3/4`` (also before a full stop), ``1 1/2``
-  (a whole number and a proper fraction), ``50%``, ``2.5e3``. Not a candidate: a hex, binary or
-  octal literal, the base or exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a
-  fraction over zero, a number out of range (normalize.py). When the first number after a marker
-  is the first operand of an equation in the same sentence (``The answer is 2 × 3 = 6.``), the
-  number after its last ``=`` counts. Right after a trigger or marker (only there), a whole
-  number in words counts too: ``The answer is three.``, ``twenty-five``, ``one hundred and five``
-  (number_words.py; "one of them" and "two-thirds" are no count).
+  (a whole number and a proper fraction; also ``3 and 1/2``), ``50%``, ``2.5e3`` (and Unicode's
+  ``½``, ``3½``: markup.py). Not a candidate: a hex, binary or octal literal, the base or
+  exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a fraction over zero, a
+  number out of range (normalize.py). When the first number after a marker is the first operand
+  of an equation in the same sentence (``The answer is 2 × 3 = 6.``), the number after its last
+  ``=`` counts. Right after a trigger or marker (only there), a whole number in words counts too:
+  ``The answer is three.``, ``twenty-five``, ``one hundred and five`` (number_words.py; "one of
+  them" and "two-thirds" are no count), and so do a sign in words (``negative 5``) and a scale
+  word after the number (``1.5 million``).
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
-  ``B)``, ``(b)``, ``b)``, a lone ``B``, or a lone ``b`` followed by punctuation or the end (a lone
-  lowercase letter before a word is a word). A lone ``A`` or ``I`` before a lowercase word is
-  the article or pronoun unless that word is a verb or conjunction (``A is``, ``A because``). A
-  letter in a function call or formula (``P(A AND B)``, ``5C3``) is none. Failing a letter, an
-  option's text (word boundaries; the longest option first where two start together, so "24"
-  beats "2" and "money bank" beats "money"; a text two options share names neither); failing
-  that, a number equal to exactly one option's.
+  ``B)``, ``(b)``, ``b)``, ``'B'`` (in quotes or code ticks), a lone ``B``, or a lone ``b``
+  followed by punctuation or the end (a lone lowercase letter before a word is a word). A lone
+  ``A`` or ``I`` before a lowercase word is the article or pronoun unless that word is a verb or
+  conjunction (``A is``, ``A because``). A letter in a function call or formula (``P(A AND B)``,
+  ``5C3``) is none. Failing a letter, an option's text (word boundaries; the longest option
+  first where two start together, so "24" beats "2" and "money bank" beats "money"; a text two
+  options share names neither); failing that, a number equal to exactly one option's.
 - yes/no: yes, no, true, false (as words), hint phrases such as "(Yes or No)" excluded.
-- text: the first sentence of the first line; if it quotes something, the longest quotation.
+- text: the first sentence of the first line, without a colon or dash opening it (``: ny``); if
+  it quotes something (also ``«ny»``), the longest quotation.
 
 Program rationales need none of this: their answer is the value the program returns (see
 workers/sandbox/child.py).
@@ -90,7 +93,7 @@ _NUMBER = re.compile(
     r"(?!0(?:[xX][0-9a-fA-F]|[bB][01]|[oO][0-7]))"  # 0x1p3 is a hex literal, not the number 0
     # Atomic and possessive: when a lookahead refuses a number, no shorter prefix of it ("2" of
     # "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
-    r"(?P<value>(?>(?:\d++[ ]\d++/\d++(?![.,]\d|\s*/\s*\d)"  # a mixed number: 1 1/2
+    r"(?P<value>(?>(?:\d++[ ](?:and[ ])?\d++/\d++(?![.,]\d|\s*/\s*\d)"  # a mixed number: 1 1/2, 3 and 1/2
     r"|\d++(?:\.\d++)?\s*+/\s*+\d++(?:\.\d++)?(?![.,]\d|\s*/\s*\d)"  # 3/4, not 09/08/2021
     r"|\d{1,3}(?:,\d{3})++(?:\.\d++)?"
     r"|\d++(?:\.\d++)?(?!\s*/\s*\d)"
@@ -98,16 +101,22 @@ _NUMBER = re.compile(
     r"(?:[eE][-+]?\d++)?%?))"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
     r"(?!\s*(?:\*\*|\^))"  # not the base of a power either
 )
-_MIXED = re.compile(r"(\d+) (\d+)/(\d+)")
+_MIXED = re.compile(r"(\d+) (?:and )?(\d+)/(\d+)")
 _BINARY_BEFORE_SIGN = frozenset(")]%")
 _EQUATION_OPERATOR = re.compile(r"[)\]]*\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
+# Right after a marker: "negative 5" / "minus $5" is -5, "1.5 million" is 1500000 ("5 hundredths",
+# "2 thousand-dollar bills" are no scale).
+_SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECASE)
+_SCALE_WORD = re.compile(r"[ \t]+(hundred|thousand|million|billion|trillion)\b(?![-’'])", re.IGNORECASE)
+_SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _EQUALS = re.compile(r"[=≈]")
 
 _CALL = re.compile(r"(?<=[A-Za-z0-9])\([^()\n]{0,80}\)")
 _CALL_ALLOWED_AFTER = re.compile(r"(?:option|choice|answer)$", re.IGNORECASE)
 _LETTER = re.compile(
     r"(?<![A-Za-z0-9])\(\s*(?P<paren>[A-Za-z])\s*\)"
+    r"|(?<![A-Za-z0-9])[\"'“‘«`](?P<quoted>[A-Za-z])[\"'”’»`](?![A-Za-z0-9])"
     r"|(?<![A-Za-z0-9'’.\-])(?P<closing>[A-Za-z])\)"
     r"|(?<![A-Za-z0-9'’\-])(?<![A-Za-z]\.)(?P<bare>[A-Za-z])(?![A-Za-z0-9'’]|-(?!-)|\.[A-Za-z0-9])"
 )
@@ -162,10 +171,14 @@ _YES_NO_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 
-_QUOTED = re.compile(r"[\"“”]([^\"“”\n]{1,200})[\"“”]|(?<!\w)['‘]([^'‘’\n]{1,200})['’](?!\w)")
+_QUOTED = re.compile(
+    r"[\"“”„]([^\"“”„\n]{1,200})[\"“”]|(?<!\w)['‘]([^'‘’\n]{1,200})['’](?!\w)|«\s*([^«»\n]{1,200}?)\s*»"
+)
 _FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\s\(")
 _DOTS_AND_SPACE = re.compile(r"[.\s]*")
-_QUOTES = "\"'“”‘’`"
+_QUOTES = "\"'“”‘’`„«»"
+# What opens a free-text answer without being part of it: "The answer is: ny", "is - ny", "is => ny".
+_LEADING_PUNCTUATION = re.compile(r"[\s:=>\-–—]+")
 
 
 @dataclass(frozen=True)
@@ -232,7 +245,20 @@ def _first_number(segment: str) -> str | None:
     if not found:
         return None
     value, match = found[0]
-    return _equation_result(segment, match) or value
+    result = _equation_result(segment, match)
+    if result is not None:
+        return result
+    try:
+        number = Decimal(value)
+        scale = _SCALE_WORD.match(segment, match.end())
+        if scale is not None and not match.group("value").endswith("%"):
+            number *= _SCALES[scale.group(1).lower()]
+        sign = _SIGN_WORD.match(segment)
+        if sign is not None and sign.end() == match.start() and number > 0:
+            number = -number
+        return canonical_decimal(number)
+    except (ValueError, ArithmeticError):  # out of range once scaled: no answer we accept
+        return None
 
 
 # --- Options ----------------------------------------------------------------------------------------
@@ -253,7 +279,7 @@ def _letter_matches(text: str, labels: list[str]) -> list[tuple[re.Match[str], s
     """Option letters in order of appearance (module docstring), in text already without calls."""
     found = []
     for match in _LETTER.finditer(text):
-        letter = match.group("paren") or match.group("closing")
+        letter = match.group("paren") or match.group("quoted") or match.group("closing")
         if letter is None:
             letter = match.group("bare")
             if letter.islower():
@@ -359,7 +385,7 @@ def _last_sentence_yes_no(text: str) -> tuple[str | None, str]:
 def _last_quotation(text: str) -> str | None:
     """The longest quotation of the last sentence (or line) that quotes something."""
     for sentence in reversed(_SENTENCES.split(text)):
-        quoted = [a or b for a, b in _QUOTED.findall(sentence)]
+        quoted = ["".join(groups) for groups in _QUOTED.findall(sentence)]
         if quoted:
             return _free_text(f'"{max(quoted, key=len)}"')
     return None
@@ -373,8 +399,10 @@ def _rstrip_dots_and_space(text: str) -> str:
 
 def _free_text(segment: str) -> str | None:
     stripped = segment.strip()
+    lead = _LEADING_PUNCTUATION.match(stripped)
+    stripped = stripped[lead.end() :] if lead else stripped
     line = stripped.splitlines()[0] if stripped else ""
-    quoted = [a or b for a, b in _QUOTED.findall(line)]
+    quoted = ["".join(groups) for groups in _QUOTED.findall(line)]
     if quoted:
         cleaned = max(quoted, key=len).strip()
     else:

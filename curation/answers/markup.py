@@ -15,6 +15,8 @@ Chat teachers (GPT-3.5/4, Llama, Qwen) write ``The answer is **42**.``, ``**Answ
   found them); ``\\$`` and ``\\%`` are ``$`` and ``%``; ``{,}`` is a
   comma; ``\\times``, ``\\cdot`` are ``*``, ``\\div`` is ``/``; thin spaces, ``\\left``, ``\\right`` and
   the math delimiters ``\\( \\) \\[ \\]`` are dropped.
+- Unicode's vulgar fractions are fractions: ``½`` is ``1/2``, ``3½`` the mixed number ``3 1/2``;
+  the fraction slash ``⁄`` (``1⁄4``) is ``/``.
 - Non-breaking and thin spaces are spaces; between digit groups (``1 250 000``) they are the
   thousands separators they stand for.
 
@@ -42,6 +44,12 @@ _LATEX_WORDS = (
     (re.compile(r"\\div(?![A-Za-z])"), lambda m: "/"),
     (re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[,;!: ]|\\[()\[\]]"), lambda m: " "),
 )
+_VULGAR = {
+    "½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5", "⅗": "3/5",
+    "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅐": "1/7", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8", "⅞": "7/8",
+    "⅑": "1/9", "⅒": "1/10",
+}  # fmt: skip
+_VULGAR_FRACTION = re.compile(r"(\d?)([" + "".join(_VULGAR) + r"])")
 _WIDE_SPACES = re.compile(r"[\u00a0\u2007\u2009\u202f]")
 _GROUPED_DIGITS = re.compile(r"(?<=\d)[\u00a0\u2007\u2009\u202f](?=\d{3}(?!\d))")
 
@@ -103,6 +111,9 @@ def unboxed(text: str) -> str:
 
 def plain(text: str) -> str:
     """The text a reader sees: emphasis, LaTeX and odd spaces resolved (module docstring)."""
+    if not text.isascii():
+        text = _VULGAR_FRACTION.sub(lambda m: (m.group(1) + " " if m.group(1) else "") + _VULGAR[m.group(2)], text)
+        text = text.replace("\u2044", "/")
     text = _GROUPED_DIGITS.sub(",", text)
     text = _WIDE_SPACES.sub(" ", text)
     return without_emphasis(without_latex(text))

@@ -11,9 +11,11 @@ Two verifiers, versioned; a change to the rules is a new version, whose labels s
 
 Version 2 reads stage-2 triggers, Markdown and LaTeX, signs, fractions, lowercase and in-order
 option letters, true/false, and rounded golds, and scores letters against the options the
-teacher saw (docs/verification.md lists every rule). Version 3 (this one) also reads a whole
-number written in words right after a trigger or marker ("The answer is three."). Labels of
-earlier versions stay as they were.
+teacher saw (docs/verification.md lists every rule). Version 3 also reads a whole number
+written in words right after a trigger or marker ("The answer is three."). Version 4 (this one)
+reads, right after a trigger or marker, "negative 5", "1.5 million" and a free-text answer after
+a colon or dash ("The answer is: ny"); anywhere, "3 and 1/2", Unicode fractions ("3½") and an
+option letter in quotes ('E'), and «ny» as a quotation. Labels of earlier versions stay as they were.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from curation.models import AnswerType, ExecutionStatus, Verdict
 
 ANSWER_VERIFIER = "answer-match"
 PROGRAM_VERIFIER = "program-execution"
-VERIFIER_VERSION = "3"
+VERIFIER_VERSION = "4"
 
 Choice = dict[str, str]
 
