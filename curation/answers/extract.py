@@ -30,11 +30,12 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
   ``½``, ``3½``: markup.py). Not a candidate: a hex, binary or octal literal, the base or
   exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a fraction over zero, a
   number out of range (normalize.py). When the first number after a marker is the first operand
-  of an equation in the same sentence (``The answer is 2 × 3 = 6.``), the number after its last
-  ``=`` counts. Right after a trigger or marker (only there), a whole number in words counts too:
-  ``The answer is three.``, ``twenty-five``, ``one hundred and five`` (number_words.py; "one of
-  them" and "two-thirds" are no count), and so do a sign in words (``negative 5``) and a scale
-  word after the number (``1.5 million``).
+  of an equation in the same sentence (``The answer is 2 × 3 = 6.``; "of" after a percentage or
+  fraction is a product: ``25% of 80 = 20``), the number after its last ``=`` counts. Right
+  after a trigger or marker (only there), a whole number in words counts too: ``The answer is
+  three.``, ``twenty-five``, ``one hundred and five`` (number_words.py; "one of them" and
+  "two-thirds" are no count), and so do a sign in words (``negative 5``) and a scale word after
+  the number (``1.5 million``).
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
   ``B)``, ``(b)``, ``b)``, ``'B'`` (in quotes or code ticks), a lone ``B``, or a lone ``b``
   followed by punctuation or the end (a lone lowercase letter before a word is a word). A lone
@@ -104,6 +105,8 @@ _NUMBER = re.compile(
 _MIXED = re.compile(r"(\d+) (?:and )?(\d+)/(\d+)")
 _BINARY_BEFORE_SIGN = frozenset(")]%")
 _EQUATION_OPERATOR = re.compile(r"[)\]]*\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
+# "25% of 80 = 20", "3/4 of 12 = 9": "of" after a percentage or a fraction is a product.
+_OF_OPERAND = re.compile(r"\s+of\s+[\d($.]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
 # Right after a marker: "negative 5" / "minus $5" is -5, "1.5 million" is 1500000 ("5 hundredths",
 # "2 thousand-dollar bills" are no scale).
@@ -225,7 +228,9 @@ def _number_matches(text: str) -> list[tuple[str, re.Match[str]]]:
 
 def _equation_result(text: str, first: re.Match[str]) -> str | None:
     """If `first` opens an equation in its sentence ("2 × 3 = 6"), the number after the last "="."""
-    if not _EQUATION_OPERATOR.match(text, first.end()):
+    written = first.group("value")
+    is_share = written.endswith("%") or "/" in written
+    if not _EQUATION_OPERATOR.match(text, first.end()) and not (is_share and _OF_OPERAND.match(text, first.end())):
         return None
     end = _SENTENCE_END.search(text, first.end(), first.end() + 400)
     sentence = text[first.end() : end.start() if end else first.end() + 400]
