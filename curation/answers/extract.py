@@ -43,7 +43,8 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
   conjunction (``A is``, ``A because``). A letter in a function call or formula (``P(A AND B)``,
   ``5C3``) is none. Failing a letter, an option's text (word boundaries; the longest option
   first where two start together, so "24" beats "2" and "money bank" beats "money"; a text two
-  options share names neither); failing that, a number equal to exactly one option's.
+  options share names neither); failing that, a number equal to exactly one option's value (its
+  text as a number, else the one number it holds: ``Rs. 500``).
 - yes/no: yes, no, true, false (as words), hint phrases such as "(Yes or No)" excluded.
 - text: the first sentence of the first line, without a colon or dash opening it (``: ny``); if
   it quotes something (also ``«ny»``), the longest quotation.
@@ -352,18 +353,22 @@ def _last_option_named(text: str, choices: list[Choice]) -> str | None:
     return None
 
 
+def _option_value(text: str) -> Decimal | None:
+    """The number an option stands for: its text as a number ("26 children", "$ 1200"), else the
+    one number it holds ("Rs. 400"; "5(√3 + 1)" holds three and stands for none)."""
+    try:
+        return parse_number(text)
+    except (ValueError, ArithmeticError):
+        found = _number_matches(text)
+        return Decimal(found[0][0]) if len(found) == 1 else None
+
+
 def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
     """The first number of `text`, as the option whose value it is (only if exactly one is)."""
     number = _first_number(text)
     if number is None:
         return []
-    matching = []
-    for choice in choices:
-        try:
-            if parse_number(choice["text"]) == Decimal(number):
-                matching.append(choice["label"])
-        except (ValueError, ArithmeticError):
-            continue
+    matching = [choice["label"] for choice in choices if _option_value(choice["text"]) == Decimal(number)]
     return matching if len(matching) == 1 else []
 
 
