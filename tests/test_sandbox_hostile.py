@@ -724,9 +724,7 @@ SYSTEM_PACKAGES = ("yaml", "numpy", "sympy")
 
 
 @pytest.mark.skipif(
-    subprocess.run(
-        ["/usr/bin/python3", "-c", "import " + ", ".join(SYSTEM_PACKAGES)], capture_output=True
-    ).returncode
+    subprocess.run(["/usr/bin/python3", "-c", "import " + ", ".join(SYSTEM_PACKAGES)], capture_output=True).returncode
     != 0
     if os.path.exists("/usr/bin/python3")
     else True,
