@@ -709,20 +709,30 @@ def test_an_unprivileged_worker_gets_the_same_containment(target: Path) -> None:
 SYSTEM_INTERPRETER = """
 import json
 from workers.sandbox import Sandbox
+programs = (
+    "import yaml\\nans = yaml.__file__",
+    "import numpy\\nans = (numpy.__file__, int(numpy.arange(10).sum()))",
+    "import sympy\\nx = sympy.Symbol('x')\\nans = (sympy.__file__, str(sympy.solve(x**2 - 4, x)))",
+    "import json.tool\\nans = 1",
+)
 with Sandbox(in_flight=2, uid_base=1_500_000_000) as box:
-    results = [box.run(code) for code in ("import yaml\\nans = yaml.__file__", "import json.tool\\nans = 1")]
+    results = [box.run(code) for code in programs]
     print(json.dumps([[r.status.value, r.value] for r in results]))
 """
+# The distribution's own packages (CI installs them: python3-yaml, python3-numpy, python3-sympy).
+SYSTEM_PACKAGES = ("yaml", "numpy", "sympy")
 
 
 @pytest.mark.skipif(
-    subprocess.run(["/usr/bin/python3", "-c", "import yaml"], capture_output=True).returncode != 0
+    subprocess.run(["/usr/bin/python3", "-c", "import " + ", ".join(SYSTEM_PACKAGES)], capture_output=True).returncode
+    != 0
     if os.path.exists("/usr/bin/python3")
     else True,
-    reason="needs a system interpreter with a package from its dist-packages (PyYAML)",
+    reason="needs a system interpreter with PyYAML, numpy and sympy in its dist-packages",
 )
 def test_a_system_interpreter_imports_its_own_packages() -> None:
-    """Outside a virtualenv the installed packages are the distribution's dist-packages."""
+    """Outside a virtualenv the installed packages are the distribution's dist-packages, and
+    compiled ones (numpy's extension modules and the BLAS they load) import too."""
     completed = subprocess.run(
         ["/usr/bin/python3", "-c", SYSTEM_INTERPRETER],
         capture_output=True,
@@ -732,8 +742,10 @@ def test_a_system_interpreter_imports_its_own_packages() -> None:
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    (yaml, stdlib) = json.loads(completed.stdout.strip().splitlines()[-1])
+    yaml, numpy, sympy, stdlib = json.loads(completed.stdout.strip().splitlines()[-1])
     assert yaml[0] == "ok" and "-packages/yaml/" in yaml[1]
+    assert numpy[0] == "ok" and "-packages/numpy/" in numpy[1] and numpy[1].endswith(", 45)"), numpy
+    assert sympy[0] == "ok" and "-packages/sympy/" in sympy[1] and "[-2, 2]" in sympy[1], sympy
     assert stdlib == ["ok", "1"]
 
 
