@@ -26,27 +26,31 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
 
 - number: ``1,080``, ``-3.5``, ``−12`` (any dash glued to a digit and not after an operand is a
   sign; ``x - 10`` is the number 10), ``$18.00``, ``3/4`` (also before a full stop), ``1 1/2``
-  (a whole number and a proper fraction; also ``3 and 1/2``), ``50%``, ``2.5e3`` (and Unicode's
+  (a whole number and a proper fraction), ``50%``, ``2.5e3`` (and Unicode's
   ``½``, ``3½``: markup.py). Not a candidate: a hex, binary or octal literal, the base or
   exponent of a power (``2**10``, ``2^10``), a date (``09/08/2021``), a fraction over zero, a
   number out of range (normalize.py). When the first number after a marker is the first operand
   of an equation in the same sentence (``The answer is 2 × 3 = 6.``; "of" after a percentage or
-  fraction is a product: ``25% of 80 = 20``), the number after its last ``=`` counts. Right
+  fraction is a product when ``=`` follows its operand: ``25% of 80 = 20``), the number after
+  its last ``=`` counts. Right
   after a trigger or marker (only there), a whole number in words counts too: ``The answer is
   three.``, ``twenty-five``, ``one hundred and five`` (number_words.py; "one of them" and
-  "two-thirds" are no count), and so do a sign in words (``negative 5``) and a scale word after
-  the number (``1.5 million``).
+  "two-thirds" are no count), and so do a sign in words (``negative 5``) and, where the answer
+  ends there or after one more word, a scale word after the number (``1.5 million``) and a proper
+  fraction joined by "and" (``3 and 1/2``).
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
-  ``B)``, ``(b)``, ``b)``, ``'B'`` (in quotes or code ticks), a lone ``B``, or a lone ``b``
+  ``B)``, ``(b)``, ``b)``, ``'B'`` (in quotes or code ticks, opening the answer), a lone ``B``, or a lone ``b``
   followed by punctuation or the end (a lone lowercase letter before a word is a word). A lone
   ``A`` or ``I`` before a lowercase word is the article or pronoun unless that word is a verb or
   conjunction (``A is``, ``A because``). A letter in a function call or formula (``P(A AND B)``,
   ``5C3``) is none. Failing a letter, an option's text (word boundaries; the longest option
   first where two start together, so "24" beats "2" and "money bank" beats "money"; a text two
   options share names neither); failing that, a number equal to exactly one option's value (its
-  text as a number, else the one number it holds: ``Rs. 500``).
+  text as a number; where none is, the one number it holds beside no other digit or operator:
+  ``Rs. 500``). Options are read as plain text too (``3½``).
 - yes/no: yes, no, true, false (as words), hint phrases such as "(Yes or No)" excluded.
-- text: the first sentence of the first line, without a colon or dash opening it (``: ny``); if
+- text: the first sentence of the first line, without a colon or dash opening it (``: ny``,
+  ``-ny``; a dash before a digit is a sign); if
   it quotes something (also ``«ny»``), the longest quotation.
 
 Program rationales need none of this: their answer is the value the program returns (see
@@ -95,7 +99,7 @@ _NUMBER = re.compile(
     r"(?!0(?:[xX][0-9a-fA-F]|[bB][01]|[oO][0-7]))"  # 0x1p3 is a hex literal, not the number 0
     # Atomic and possessive: when a lookahead refuses a number, no shorter prefix of it ("2" of
     # "2.5**2") may be taken instead, and a run of thousands of digits costs linear time.
-    r"(?P<value>(?>(?:\d++[ ](?:and[ ])?\d++/\d++(?![.,]\d|\s*/\s*\d)"  # a mixed number: 1 1/2, 3 and 1/2
+    r"(?P<value>(?>(?:\d++[ ]\d++/\d++(?![.,]\d|\s*/\s*\d)"  # a mixed number: 1 1/2
     r"|\d++(?:\.\d++)?\s*+/\s*+\d++(?:\.\d++)?(?![.,]\d|\s*/\s*\d)"  # 3/4, not 09/08/2021
     r"|\d{1,3}(?:,\d{3})++(?:\.\d++)?"
     r"|\d++(?:\.\d++)?(?!\s*/\s*\d)"
@@ -103,19 +107,30 @@ _NUMBER = re.compile(
     r"(?:[eE][-+]?\d++)?%?))"  # 1e-5 is one number, so "1e999999999" cannot pass for 1
     r"(?!\s*(?:\*\*|\^))"  # not the base of a power either
 )
-_MIXED = re.compile(r"(\d+) (?:and )?(\d+)/(\d+)")
+_MIXED = re.compile(r"(\d+) (\d+)/(\d+)")
 _BINARY_BEFORE_SIGN = frozenset(")]%")
 _EQUATION_OPERATOR = re.compile(r"[)\]]*\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|\bminus\b|\btimes\b)\s*[\d($.]")
 # "25% of 80 = 20", "3/4 of 12 = 9": "of" after a percentage or a fraction is a product.
-_OF_OPERAND = re.compile(r"\s+of\s+[\d($.]", re.IGNORECASE)
+_OF_OPERAND = re.compile(r"\s+of\s+\$?\d[\d,]*(?:\.\d+)?\s*[=≈]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
 # Right after a marker: "negative 5" / "minus $5" is -5, "1.5 million" is 1500000 ("5 hundredths",
 # "2 thousand-dollar bills" are no scale).
 _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECASE)
-_SCALE_WORD = re.compile(r"[ \t]+(hundred|thousand|million|billion|trillion)\b(?![-’'])", re.IGNORECASE)
+# What may follow a scaled or an "N and a/b" answer: the end of its clause, or one word (a unit)
+# and then the end ("1.5 million dollars.", "3 and 1/2 hours."; not "2 thousand dollar bills",
+# "3 and 1/2 of them are red").
+_ANSWER_END = r"(?![\d/])(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+[A-Za-z]+[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$))"
+_AND_FRACTION = re.compile(r"[ \t]+and[ \t]+(\d+)/(\d+)" + _ANSWER_END)
+_SCALE_WORD = re.compile(
+    r"((?:[ \t]+(?:hundred|thousand|million|billion|trillion)\b(?![-’']))+)" + _ANSWER_END, re.IGNORECASE
+)  # "2 hundred thousand" is 200000
 _SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _EQUALS = re.compile(r"[=≈]")
 
+# What may come before a letter in quotes for it to be the answer's option: nothing but spaces and
+# punctuation, or "option"/"choice"/"letter" ("The answer is 'E'", "is option `C`"); elsewhere a
+# quoted letter is a name or a variable ("the letter 'e' appears thrice", "Let 'a' be ...").
+_QUOTED_LETTER_LEAD = re.compile(r"[\s:*(\[\-–—]*(?:(?:the\s+)?(?:option|choice|letter)\s*:?\s*)?", re.IGNORECASE)
 _CALL = re.compile(r"(?<=[A-Za-z0-9])\([^()\n]{0,80}\)")
 _CALL_ALLOWED_AFTER = re.compile(r"(?:option|choice|answer)$", re.IGNORECASE)
 _LETTER = re.compile(
@@ -181,8 +196,9 @@ _QUOTED = re.compile(
 _FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|;|\s\(")
 _DOTS_AND_SPACE = re.compile(r"[.\s]*")
 _QUOTES = "\"'“”‘’`„«»"
-# What opens a free-text answer without being part of it: "The answer is: ny", "is - ny", "is => ny".
-_LEADING_PUNCTUATION = re.compile(r"[\s:=>\-–—]+")
+# What opens a free-text answer without being part of it: "The answer is: ny", "is - ny", "is -ny",
+# "is => ny"; a dash before a digit is a sign ("-3 degrees"), a colon before ")" is ":)".
+_LEADING_PUNCTUATION = re.compile(r"(?:\s|=>|[:=](?=\s)|[-–—](?=\s|[^\W\d_]))+")
 
 
 @dataclass(frozen=True)
@@ -256,9 +272,13 @@ def _first_number(segment: str) -> str | None:
         return result
     try:
         number = Decimal(value)
+        fraction = _AND_FRACTION.match(segment, match.end()) if number == number.to_integral_value() else None
+        if fraction is not None and 0 < int(fraction.group(1)) < int(fraction.group(2)):
+            number += Decimal(int(fraction.group(1))) / Decimal(int(fraction.group(2)))
         scale = _SCALE_WORD.match(segment, match.end())
         if scale is not None and not match.group("value").endswith("%"):
-            number *= _SCALES[scale.group(1).lower()]
+            for word in scale.group(1).split():
+                number *= _SCALES[word.lower()]
         sign = _SIGN_WORD.match(segment)
         if sign is not None and sign.end() == match.start() and number > 0:
             number = -number
@@ -285,6 +305,8 @@ def _letter_matches(text: str, labels: list[str]) -> list[tuple[re.Match[str], s
     """Option letters in order of appearance (module docstring), in text already without calls."""
     found = []
     for match in _LETTER.finditer(text):
+        if match.group("quoted") and _QUOTED_LETTER_LEAD.fullmatch(text, 0, match.start()) is None:
+            continue
         letter = match.group("paren") or match.group("quoted") or match.group("closing")
         if letter is None:
             letter = match.group("bare")
@@ -353,6 +375,9 @@ def _last_option_named(text: str, choices: list[Choice]) -> str | None:
     return None
 
 
+_NOT_A_UNIT = re.compile(r"[\d×*^/+=√π·]|\bx\b|\bsqrt\b|\bpi\b", re.IGNORECASE)
+
+
 def _option_value(text: str) -> Decimal | None:
     """The number an option stands for: its text as a number ("26 children", "$ 1200"), else the
     one number it holds ("Rs. 400"; "5(√3 + 1)" holds three and stands for none)."""
@@ -360,7 +385,12 @@ def _option_value(text: str) -> Decimal | None:
         return parse_number(text)
     except (ValueError, ArithmeticError):
         found = _number_matches(text)
-        return Decimal(found[0][0]) if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        match = found[0][1]
+        rest = text[: match.start()] + text[match.end() :]
+        # "Rs. 400" stands for 400; "5 × 10^6", "2√3" and "1/2 + 3" stand for no single number.
+        return None if _NOT_A_UNIT.search(rest) else Decimal(found[0][0])
 
 
 def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
@@ -368,6 +398,15 @@ def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
     number = _first_number(text)
     if number is None:
         return []
+    exact = []
+    for choice in choices:
+        try:
+            if parse_number(choice["text"]) == Decimal(number):
+                exact.append(choice["label"])
+        except (ValueError, ArithmeticError):
+            continue
+    if exact:  # an option that is this number beats one that merely holds it
+        return exact if len(exact) == 1 else []
     matching = [choice["label"] for choice in choices if _option_value(choice["text"]) == Decimal(number)]
     return matching if len(matching) == 1 else []
 
@@ -522,6 +561,10 @@ def extract_cot_answer(
 
     `choices` are the options as the teacher's prompt showed them.
     """
+    if choices:  # read the way the text is ("3½ hours" is "3 1/2 hours" in both)
+        choices = [
+            {**choice, "text": plain(choice["text"])} if not choice["text"].isascii() else choice for choice in choices
+        ]
     if answer_output is not None:
         segment = plain(answer_output)
         trigger = last_trigger(segment)

@@ -13,10 +13,10 @@ Version 2 reads stage-2 triggers, Markdown and LaTeX, signs, fractions, lowercas
 option letters, true/false, and rounded golds, and scores letters against the options the
 teacher saw (docs/verification.md lists every rule). Version 3 also reads a whole number
 written in words right after a trigger or marker ("The answer is three."). Version 4 (this one)
-reads, right after a trigger or marker, "negative 5", "1.5 million", a free-text answer after a
-colon or dash ("The answer is: ny") and "25% of 80 = 20" as an equation; anywhere, "3 and 1/2",
-Unicode fractions ("3½"), an option letter in quotes ('E'), «ny» as a quotation and "500" as
-the option "Rs. 500". Labels of
+reads, right after a trigger or marker, "negative 5", "1.5 million" and "3 and 1/2" (where
+the answer ends), an option letter in quotes opening the answer ('E'), a free-text answer after
+a colon or dash ("The answer is: ny") and "25% of 80 = 20" as an equation; anywhere, Unicode
+fractions ("3½"), «ny» as a quotation and "500" as the option "Rs. 500". Labels of
 earlier versions stay as they were.
 """
 

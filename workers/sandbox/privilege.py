@@ -118,9 +118,10 @@ class Dropper:
         # Checked, not assumed (a kernel that ignored a drop would leave every child a capability):
         # no program runs unless both sets are empty and the bits locked.
         for cap in range(self.last_cap + 1):
-            if self._prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) != 0:
+            # 1 is "set"; -1 (EINVAL) is a capability this kernel does not have, so none to hold
+            if self._prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) > 0:
                 raise PermissionError(f"capability {cap} remains in the ambient set")
-            if self.privileged and self._prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0:
+            if self.privileged and self._prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0:
                 raise PermissionError(f"capability {cap} remains in the bounding set")
         if self.privileged and self._prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) & SECUREBITS != SECUREBITS:
             raise PermissionError("the securebits did not lock")
