@@ -378,36 +378,32 @@ def _last_option_named(text: str, choices: list[Choice]) -> str | None:
 _NOT_A_UNIT = re.compile(r"[\d×*^/+=√π·]|\bx\b|\bsqrt\b|\bpi\b", re.IGNORECASE)
 
 
-def _option_value(text: str) -> Decimal | None:
-    """The number an option stands for: its text as a number ("26 children", "$ 1200"), else the
-    one number it holds ("Rs. 400"; "5(√3 + 1)" holds three and stands for none)."""
+def _option_value(text: str) -> tuple[Decimal | None, bool]:
+    """The number an option stands for, and whether its text is that number ("26 children",
+    "$ 1200") rather than merely holding it as its one number ("Rs. 400"; "5(√3 + 1)" holds three
+    and stands for none)."""
     try:
-        return parse_number(text)
+        return parse_number(text), True
     except (ValueError, ArithmeticError):
         found = _number_matches(text)
         if len(found) != 1:
-            return None
+            return None, False
         match = found[0][1]
         rest = text[: match.start()] + text[match.end() :]
         # "Rs. 400" stands for 400; "5 × 10^6", "2√3" and "1/2 + 3" stand for no single number.
-        return None if _NOT_A_UNIT.search(rest) else Decimal(found[0][0])
+        return (None if _NOT_A_UNIT.search(rest) else Decimal(found[0][0])), False
 
 
 def _option_numbers(text: str, choices: list[Choice]) -> list[str]:
-    """The first number of `text`, as the option whose value it is (only if exactly one is)."""
+    """The first number of `text`, as the option whose value it is (only if exactly one is); an
+    option that is this number beats one that merely holds it."""
     number = _first_number(text)
     if number is None:
         return []
-    exact = []
-    for choice in choices:
-        try:
-            if parse_number(choice["text"]) == Decimal(number):
-                exact.append(choice["label"])
-        except (ValueError, ArithmeticError):
-            continue
-    if exact:  # an option that is this number beats one that merely holds it
-        return exact if len(exact) == 1 else []
-    matching = [choice["label"] for choice in choices if _option_value(choice["text"]) == Decimal(number)]
+    wanted = Decimal(number)
+    values = [(choice["label"], *_option_value(choice["text"])) for choice in choices]
+    exact = [label for label, value, is_exact in values if is_exact and value == wanted]
+    matching = exact or [label for label, value, is_exact in values if not is_exact and value == wanted]
     return matching if len(matching) == 1 else []
 
 
