@@ -675,7 +675,10 @@ STAND_IN = """
 import os, signal, sys, time
 if sys.argv[1] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-print("ready", os.environ["CURATION_WORKER_ID"], os.environ.get("CURATION_BROKER_URL"), *sys.argv[2:], flush=True)
+# One write of one whole line: print() writes each argument separately when stdout is unbuffered
+# (PYTHONUNBUFFERED), and a reader could see "ready" before the rest of the line.
+line = " ".join(["ready", os.environ["CURATION_WORKER_ID"], str(os.environ.get("CURATION_BROKER_URL")), *sys.argv[2:]])
+os.write(1, (line + "\\n").encode())
 time.sleep(120)
 """
 
@@ -695,10 +698,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def ready_line_written(log: Path) -> bool:
+    return log.exists() and log.read_text().startswith("ready") and log.read_text().endswith("\n")
+
+
 def ready(pool: LocalWorkerPool, worker: ManagedWorker) -> bool:
     assert pool.log_dir is not None
-    log = pool.log_dir / f"{worker.worker_id}.log"
-    return log.exists() and log.read_text().startswith("ready")
+    return ready_line_written(pool.log_dir / f"{worker.worker_id}.log")
 
 
 @pytest.fixture
@@ -892,8 +898,7 @@ def test_the_command_applies_decisions_to_local_workers_across_runs(
         assert len(started) == 3 and {w["queue"] for w in started} == {"generation"}
         for record in started:
             log = tmp_path / f"{record['worker_id']}.log"
-            wait_until(partial(Path.exists, log))
-            wait_until(lambda log=log: log.read_text() != "")  # type: ignore[misc]
+            wait_until(partial(ready_line_written, log))
             assert log.read_text().split() == ["ready", record["worker_id"], redis_url, "generation", "1"]
 
         client.delete("generation")
