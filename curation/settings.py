@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         "URL's role when it is not a superuser and either can only read or the reader cannot log in.",
     )
 
+    sql_timeout_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="`curation sql` cancels a statement that runs longer than this (0: never), on "
+        "PostgreSQL through statement_timeout, on SQLite between steps of the statement.",
+    )
+
     @property
     def soft_time_limit(self) -> int:
         """When a task is told to stop (it stores what it holds, then fails): a tenth of the hard

@@ -25,13 +25,17 @@ Either way the transaction is rolled back afterwards.
 
 from __future__ import annotations
 
+import math
+import re
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, inspect, pool
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -97,7 +101,6 @@ def unsafe_role(connection: Connection) -> str | None:
 def _run_postgresql(connection: Connection, statement: str, limit: int | None) -> QueryResult:
     import psycopg
 
-    connection.exec_driver_sql("SET TRANSACTION READ ONLY")
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     with driver.cursor() as cursor:
@@ -115,21 +118,23 @@ def _engine(url: str) -> Engine:
     return create_engine(url, poolclass=pool.NullPool, connect_args={"connect_timeout": 10})
 
 
-def _run_as(engine: Engine, statement: str, limit: int | None, source: str) -> QueryResult:
+def _checked(engine: Engine, source: str) -> Connection:
+    """A connection of `engine`, refused if its role could reach outside the database; its first
+    transaction is rolled back, so the caller's next statement opens a new one."""
+    connection = engine.connect()
     try:
-        with engine.connect() as connection:
-            reason = unsafe_role(connection)
-            if reason is not None:
-                raise CurationError(
-                    f"{source}: {reason}, and the SQL console runs statements only as a role that can read "
-                    "and do nothing else (see docs/sql.md)"
-                )
-            try:
-                return _run_postgresql(connection, statement, limit)
-            finally:
-                connection.rollback()
-    finally:
-        engine.dispose()
+        reason = unsafe_role(connection)
+        connection.rollback()
+    except BaseException:
+        connection.close()
+        raise
+    if reason is not None:
+        connection.close()
+        raise CurationError(
+            f"{source}: {reason}, and the SQL console runs statements only as a role that can read "
+            "and do nothing else (see docs/sql.md)"
+        )
+    return connection
 
 
 def _reader_can_stand_in(connection: Connection) -> bool:
@@ -142,37 +147,74 @@ def _reader_can_stand_in(connection: Connection) -> bool:
     return bool(connection.exec_driver_sql(_READER_CAN_STAND_IN, (READER_ROLE, READER_ROLE)).scalar())
 
 
-def _run_on_postgresql(db: Database, statement: str, limit: int | None, sql_url: str | None) -> QueryResult:
+def _open_reading(engine: Engine, sql_url: str | None) -> tuple[Connection, Engine | None]:
+    """A connection as the role the module docstring chooses, and the engine to dispose after it
+    (None: it is `engine`'s own)."""
     if sql_url:
+        own = _engine(sql_url)
         try:
-            return _run_as(_engine(sql_url), statement, limit, "CURATION_SQL_URL")
+            return _checked(own, "CURATION_SQL_URL"), own
         except OperationalError as error:
+            own.dispose()
             raise CurationError(f"cannot connect with CURATION_SQL_URL: {_first_line(error)}") from None
-    reader = make_url(db.url).set(username=READER_ROLE, password=None)
-    with db.engine.connect() as connection:
+        except BaseException:
+            own.dispose()
+            raise
+    with engine.connect() as connection:
         reason = unsafe_role(connection)
         prefer_reader = reason is None and _reader_can_stand_in(connection)
         connection.rollback()
-    if prefer_reader:
+    if prefer_reader or reason is not None:
+        reader = _engine(engine.url.set(username=READER_ROLE, password=None).render_as_string(hide_password=False))
         try:
-            return _run_as(_engine(reader.render_as_string(hide_password=False)), statement, limit, READER_ROLE)
-        except OperationalError:
-            pass  # it cannot log in here (a server that asks for passwords): the application role answers
-    if reason is None:
-        with db.engine.connect() as connection:
-            try:
-                return _run_postgresql(connection, statement, limit)
-            finally:
-                connection.rollback()
+            return _checked(reader, READER_ROLE), reader
+        except OperationalError as error:
+            reader.dispose()
+            if reason is not None:
+                raise CurationError(
+                    f"the SQL console will not run statements as the database URL's {reason}: a superuser's SQL "
+                    "can run shell commands (COPY ... TO PROGRAM) whatever the transaction. It tried the read-only "
+                    f"role {READER_ROLE!r} instead, which failed: {_first_line(error)}. Set CURATION_SQL_URL to a "
+                    f"role that can only read (docs/sql.md: give {READER_ROLE!r} a password, or create your own)"
+                ) from None
+            # It cannot log in here (a server that asks for passwords): the application role answers.
+        except BaseException:
+            reader.dispose()
+            raise
+    return engine.connect(), None
+
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9A-F]+)?$")
+
+
+@contextmanager
+def reading_connection(
+    engine: Engine, *, sql_url: str | None = None, snapshot: str | None = None, timeout_s: float | None = None
+) -> Iterator[Connection]:
+    """A PostgreSQL connection fit for SQL that nobody here wrote: as a role that can only read
+    (the module docstring says which), inside a READ ONLY transaction that is rolled back after.
+
+    snapshot: an id from `pg_export_snapshot()` in another transaction, whose view of the data
+    this one then reads (REPEATABLE READ). timeout_s: each statement's limit."""
+    connection, owned = _open_reading(engine, sql_url)
     try:
-        return _run_as(_engine(reader.render_as_string(hide_password=False)), statement, limit, READER_ROLE)
-    except OperationalError as error:
-        raise CurationError(
-            f"the SQL console will not run statements as the database URL's {reason}: a superuser's SQL can "
-            "run shell commands (COPY ... TO PROGRAM) whatever the transaction. It tried the read-only role "
-            f"{READER_ROLE!r} instead, which failed: {_first_line(error)}. Set CURATION_SQL_URL to a role that "
-            f"can only read (docs/sql.md: give {READER_ROLE!r} a password, or create your own)"
-        ) from None
+        if snapshot is None:
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        else:
+            if not _SNAPSHOT_ID.match(snapshot):
+                raise ValueError(f"not a snapshot id: {snapshot!r}")
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement: no binds
+        if timeout_s is not None:
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
+        yield connection
+    finally:
+        try:
+            connection.rollback()
+        finally:
+            connection.close()
+            if owned is not None:
+                owned.dispose()
 
 
 # --- SQLite ---------------------------------------------------------------------------------------------
@@ -205,36 +247,55 @@ def _read_only_authorizer(action: int, arg1: str | None, arg2: str | None, _db: 
     return sqlite3.SQLITE_OK  # writes are query_only's to refuse
 
 
-def _run_sqlite(connection: Connection, statement: str, limit: int | None) -> QueryResult:
+def _run_sqlite(connection: Connection, statement: str, limit: int | None, timeout_s: float | None) -> QueryResult:
     driver = connection.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     connection.exec_driver_sql("PRAGMA query_only = ON")
     # Setting an authorizer expires the connection's prepared statements, so none compiled
     # before it (the driver's statement cache) escapes the check.
     driver.set_authorizer(_read_only_authorizer)
+    deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
+    if timeout_s is not None:
+        # Asked every few thousand virtual-machine steps, while the statement runs and while its
+        # rows are fetched; a non-zero answer interrupts it.
+        driver.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
     try:
         cursor = driver.cursor()
         try:
             cursor.execute(statement)  # as written: no parameters, so nothing in it is taken for one
+            if cursor.description is None:
+                return QueryResult([], [], False)
+            return _collect([c[0] for c in cursor.description], cursor.fetchmany, cursor.fetchall, limit)
         except (sqlite3.Error, sqlite3.Warning) as error:
+            if timeout_s is not None and time.monotonic() > deadline and "interrupt" in str(error):
+                raise CurationError(
+                    f"query failed: cancelled after {timeout_s:g} s (CURATION_SQL_TIMEOUT_S)"
+                ) from None
             raise CurationError(f"query failed: {_first_line(error)}") from None
-        if cursor.description is None:
-            return QueryResult([], [], False)
-        return _collect([c[0] for c in cursor.description], cursor.fetchmany, cursor.fetchall, limit)
     finally:
+        driver.set_progress_handler(None, 0)
         driver.set_authorizer(None)
         connection.exec_driver_sql("PRAGMA query_only = OFF")  # the pooled connection writes again
 
 
-def run_sql(db: Database, statement: str, *, limit: int | None = 1_000, sql_url: str | None = None) -> QueryResult:
+def run_sql(
+    db: Database,
+    statement: str,
+    *,
+    limit: int | None = 1_000,
+    sql_url: str | None = None,
+    timeout_s: float | None = None,
+) -> QueryResult:
     """Run one read-only statement (see the module's docstring); at most `limit` rows.
 
-    sql_url: on PostgreSQL, the URL of the role to run it as (CURATION_SQL_URL)."""
+    sql_url: on PostgreSQL, the URL of the role to run it as (CURATION_SQL_URL). timeout_s: the
+    statement is cancelled after this long (CURATION_SQL_TIMEOUT_S), on either database."""
     if db.engine.dialect.name == "postgresql":
-        return _run_on_postgresql(db, statement, limit, sql_url)
+        with reading_connection(db.engine, sql_url=sql_url, timeout_s=timeout_s) as connection:
+            return _run_postgresql(connection, statement, limit)
     with db.read() as session:
         try:
-            return _run_sqlite(session.connection(), statement, limit)
+            return _run_sqlite(session.connection(), statement, limit, timeout_s)
         except DBAPIError as error:
             raise CurationError(f"query failed: {_first_line(error)}") from None
 

@@ -486,3 +486,47 @@ def test_bad_specs_are_refused_with_the_reason(db: Database, sandbox: Sandbox) -
     assert _counts(db) == (0, 0)
     with db.read() as session, pytest.raises(CurationError, match="no snapshot 'missing@3'"):
         resolve_snapshot(session, "missing@3")
+
+
+@pytest.mark.postgres
+def test_a_spec_where_runs_as_a_role_that_can_only_read(postgres_migrated: str, sandbox: Sandbox) -> None:
+    """A spec file can come from anyone: its SQL must not write, signal or reach the server's files,
+    which the operator's own role (a superuser here, as in the README) could."""
+    db = Database(postgres_migrated)
+    _truncate_all(db)
+    try:
+        _procedural(db, sandbox, train=2, test=0)
+        with db.read() as session:
+            sequence = session.execute(sa.text("SELECT last_value FROM problem_id_seq")).scalar_one()
+            large_objects = session.execute(sa.text("SELECT COUNT(*) FROM pg_largeobject_metadata")).scalar_one()
+        refused = {
+            "setval('problem_id_seq', 1) > 0": "permission denied for sequence",
+            "(SELECT COUNT(*) FROM pg_ls_dir('.')) > 0": "permission denied",
+            "pg_read_file('/etc/hostname') <> ''": "permission denied",
+            "set_config('role', 'postgres', true) <> ''": "permission denied to set role",
+        }
+        for where, refusal in refused.items():
+            with (
+                pytest.raises(CurationError, match=f"the spec's where clause .* does not run: .*{refusal}"),
+                db.transaction() as session,
+            ):
+                create_snapshot(session, "hostile", {"verdict": "any", "where": where})
+        with db.transaction() as session:  # PostgreSQL lets this write in a READ ONLY transaction: it is rolled back
+            create_snapshot(session, "lo", {"verdict": "any", "where": "lo_from_bytea(0, 'x'::bytea) > 0"})
+        with db.read() as session:
+            assert session.execute(sa.text("SELECT last_value FROM problem_id_seq")).scalar_one() == sequence
+            assert (
+                session.execute(sa.text("SELECT COUNT(*) FROM pg_largeobject_metadata")).scalar_one() == large_objects
+            )
+        assert _counts(db) == (1, 4)
+        with db.transaction() as session:  # it runs as the reader, on this transaction's view of the data
+            snapshot, _ = create_snapshot(
+                session, "as-reader", {"verdict": "any", "where": "current_user = 'curation_reader'"}
+            )
+            assert snapshot.row_count == 4
+        with db.transaction() as session:  # which cannot hold what the transaction wrote before
+            ingest_procedural(session, count=1, seed=99)
+            with pytest.raises(CurationError, match="create the snapshot in a transaction that has written nothing"):
+                create_snapshot(session, "late", {"verdict": "any", "where": "TRUE"})
+    finally:
+        db.dispose()

@@ -263,3 +263,16 @@ def test_the_command_refuses_copy_to_program_as_the_default_user(pg: Database) -
         assert not marker.exists()
     finally:
         marker.unlink(missing_ok=True)
+
+
+def test_a_statement_that_runs_past_the_timeout_is_cancelled(db: Database) -> None:
+    cancelled = {
+        "sqlite": r"query failed: cancelled after 0\.3 s \(CURATION_SQL_TIMEOUT_S\)",
+        "postgresql": "query failed: canceling statement due to statement timeout",
+    }[db.engine.dialect.name]
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT MAX(x) FROM c"
+    with pytest.raises(CurationError, match=cancelled):
+        run_sql(db, endless, timeout_s=0.3)
+    with db.transaction() as session:
+        ingest_procedural(session, count=2, seed=1)
+    assert run_sql(db, "SELECT COUNT(*) FROM problem", timeout_s=5).rows == [(2,)]

@@ -70,7 +70,14 @@ def sql(
     """
     from curation.settings import get_settings
 
-    result = run_sql(database(), statement, limit=limit or None, sql_url=get_settings().sql_url)
+    settings = get_settings()
+    result = run_sql(
+        database(),
+        statement,
+        limit=limit or None,
+        sql_url=settings.sql_url,
+        timeout_s=settings.sql_timeout_s or None,
+    )
     _print_result(result, output)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from curation.cli.context import console, database, progress_bar
 from curation.models import RationaleKind, RationaleOrigin, Snapshot
+from curation.settings import get_settings
 from curation.snapshots.create import create_snapshot, resolve_snapshot
 from curation.snapshots.export import DEFAULT_ROW_GROUP, FILE_FORMATS, FORMATS, export_snapshot
 from curation.snapshots.manifest import diff_snapshots
@@ -65,7 +66,7 @@ def create(
         data["drop_contaminated"] = True
     spec = parse_spec(data)
     with database().transaction() as session:
-        snapshot, created = create_snapshot(session, name, spec)
+        snapshot, created = create_snapshot(session, name, spec, sql_url=get_settings().sql_url)
         ref, digest, rows, manifest = snapshot.ref, snapshot.content_sha256, snapshot.row_count, snapshot.manifest
     if not created:
         console.print(

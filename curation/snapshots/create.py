@@ -17,10 +17,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ from curation.snapshots import hashing
 from curation.snapshots.contamination import ContaminationReport, EvaluationIndex, ngrams, problem_name
 from curation.snapshots.manifest import build_manifest
 from curation.snapshots.spec import SnapshotSpec, parse_spec
+from curation.sql_console import reading_connection
 
 MEMBER_BATCH = 5_000
 MAX_NAME_CHARS = 200
@@ -144,18 +147,21 @@ def candidate_query(session: Session, spec: SnapshotSpec) -> Any:
     return statement.bindparams(**params)
 
 
-def _candidates(session: Session, spec: SnapshotSpec) -> Iterator[list[_Candidate]]:
-    """Candidates grouped by problem, in the canonical problem order."""
-    # Core rows (no ORM work per row), streamed; the option is the statement's, not the connection's,
-    # whose later statements (the savepoint's) must not run through a server-side cursor.
-    statement = candidate_query(session, spec).execution_options(yield_per=2_000)
-    try:
-        result = session.connection().execute(statement)
-    except DBAPIError as error:
-        if spec.where:
-            reason = str(error.orig).splitlines()[0] if error.orig else str(error)
-            raise CurationError(f"the spec's where clause ({spec.where!r}) does not run: {reason}") from None
-        raise
+def _where_snapshot(session: Session, spec: SnapshotSpec) -> str | None:
+    """On PostgreSQL, for a spec with a `where`: the id of this transaction's snapshot of the data,
+    which the read-only session that runs the spec's SQL then reads (None: no such session)."""
+    if not spec.where or session.get_bind().dialect.name != "postgresql":
+        return None
+    if session.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
+        raise CurationError(
+            "a spec with a where clause is read in a read-only session of its own, on this transaction's view "
+            "of the data, and that view cannot hold what this transaction wrote before: create the snapshot "
+            "in a transaction that has written nothing yet"
+        )
+    return str(session.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+
+
+def _grouped(result: Any) -> Iterator[list[_Candidate]]:
     group: list[_Candidate] = []
     for row in result:
         candidate = _Candidate._make(row)
@@ -167,6 +173,45 @@ def _candidates(session: Session, spec: SnapshotSpec) -> Iterator[list[_Candidat
         group.append(candidate)
     if group:
         yield group
+
+
+def _where_failed(spec: SnapshotSpec, error: DBAPIError) -> CurationError:
+    reason = str(error.orig).splitlines()[0] if error.orig else str(error)
+    return CurationError(f"the spec's where clause ({spec.where!r}) does not run: {reason}")
+
+
+def _candidates(
+    session: Session, spec: SnapshotSpec, where_snapshot: str | None, sql_url: str | None
+) -> Iterator[list[_Candidate]]:
+    """Candidates grouped by problem, in the canonical problem order."""
+    # Core rows (no ORM work per row), streamed; the option is the statement's, not the connection's,
+    # whose later statements (the savepoint's) must not run through a server-side cursor.
+    statement = candidate_query(session, spec).execution_options(yield_per=2_000)
+    if where_snapshot is not None:
+        # The spec's SQL is nobody's code here (a spec file can come from anyone): on PostgreSQL it
+        # runs as a role that can only read, in a READ ONLY transaction on this one's snapshot, so
+        # `lo_export(...)`, `setval(...)` or `pg_terminate_backend(...)` in it are refused, the same
+        # way the SQL console refuses them.
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        with ExitStack() as stack:
+            try:
+                connection = stack.enter_context(reading_connection(engine, sql_url=sql_url, snapshot=where_snapshot))
+            except CurationError as error:
+                raise CurationError(f"the spec's where clause runs only as a role that can read: {error}") from None
+            try:
+                result = connection.execute(statement)
+            except DBAPIError as error:
+                raise _where_failed(spec, error) from None
+            yield from _grouped(result)
+        return
+    try:
+        result = session.connection().execute(statement)
+    except DBAPIError as error:
+        if spec.where:
+            raise _where_failed(spec, error) from None
+        raise
+    yield from _grouped(result)
 
 
 def _shingles(body: str) -> set[tuple[str, ...]]:
@@ -218,11 +263,17 @@ def _check_name(name: str) -> None:
         )
 
 
-def create_snapshot(session: Session, name: str, spec: SnapshotSpec | dict[str, Any]) -> tuple[Snapshot, bool]:
+def create_snapshot(
+    session: Session, name: str, spec: SnapshotSpec | dict[str, Any], *, sql_url: str | None = None
+) -> tuple[Snapshot, bool]:
     """The version of `name` this spec gives over the data now: an existing one with the same
-    hash (created False, nothing written), or a new sealed one (created True)."""
+    hash (created False, nothing written), or a new sealed one (created True).
+
+    sql_url: on PostgreSQL, the role a spec's `where` runs as (CURATION_SQL_URL; see
+    curation/sql_console.py for the role chosen without it)."""
     _check_name(name)
     spec = parse_spec(spec)
+    where_snapshot = _where_snapshot(session, spec)
     canonical = spec.canonical()
     training = spec.purpose is SnapshotKind.training
     index = EvaluationIndex.load(session)
@@ -240,7 +291,7 @@ def create_snapshot(session: Session, name: str, spec: SnapshotSpec | dict[str, 
     tally = _Tally()
     position = 0
     table = SnapshotMember.__table__
-    for group in _candidates(session, spec):
+    for group in _candidates(session, spec, where_snapshot, sql_url):
         first = group[0]
         refusal = _refusal(first, index, training)
         if refusal is not None:

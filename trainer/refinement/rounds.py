@@ -81,6 +81,7 @@ def refine(
     *,
     sandbox_factory: Callable[[], Any] | None = None,
     echo: Callable[[str], object] | None = None,
+    sql_url: str | None = None,
 ) -> list[RoundReport]:
     from curation.snapshots.create import create_snapshot
     from trainer.evaluation import EvalSpec, evaluate
@@ -121,7 +122,7 @@ def refine(
             "where": _where(source, run_id, spec.split),
         }
         with db.transaction() as session:
-            snapshot, _ = create_snapshot(session, name, snapshot_spec)
+            snapshot, _ = create_snapshot(session, name, snapshot_spec, sql_url=sql_url)
             report.snapshot = f"{snapshot.name}@{snapshot.version}"
         if echo:
             echo(report.line())
