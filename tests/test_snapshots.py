@@ -55,6 +55,14 @@ def _procedural(db: Database, sandbox: Sandbox, train: int = 30, test: int = 10)
     return report.run_id
 
 
+def _size(path: Path) -> int:
+    """0 for a file gone since it was listed (renamed into place, or cleaned up)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _counts(db: Database) -> tuple[int, int]:
     with db.read() as session:
         return (
@@ -371,7 +379,7 @@ def test_kill_9_mid_export_leaves_nothing_under_the_final_name(
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until the export is under way: a partial file holds rows
-        partial = [p for p in tmp_path.glob(".export.partial-*/*.tmp") if p.stat().st_size > 0]
+        partial = [p for p in tmp_path.glob(".export.partial-*/*.tmp") if _size(p) > 0]
         if partial:
             break
         time.sleep(0.05)
