@@ -34,7 +34,7 @@ RULES = {
     "student-arrow", "teacher-arrow-ignored", "rounded-gold",
     "not-rounded", "tolerance", "few-shot-answer-is", "answer-label", "answer-heading", "gsm8k-hashes",
     "last-candidate", "text-quoted", "text-first-sentence", "invented-exemplar", "chat-teacher", "unparseable",
-    "scale-word", "sign-word", "vulgar-fraction", "text-leading-punctuation", "mc-quoted-letter",
+    "scale-word", "sign-word", "vulgar-fraction", "text-leading-punctuation", "mc-quoted-letter", "share-words",
 }  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def test_verify_a_program_run_twice_and_with_a_new_version(
     assert (again.parsed, again.executed, again.labelled) == (0, 0, 0)
     assert (_count(db, Rationale), _count(db, Execution), _count(db, Label)) == (120, 120, 120)
 
-    assert VERIFIER_VERSION == "4"
+    assert VERIFIER_VERSION == "5"
     second_version = verify(db, sandbox, run_id=run_id)
     assert (second_version.executed, second_version.reused_executions, second_version.labelled) == (0, 120, 120)
     assert _count(db, Label) == 240  # the version-1 labels are kept

@@ -121,6 +121,22 @@ _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECA
 # "3 and 1/2 of them are red").
 _ANSWER_END = r"(?![\d/])(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+[A-Za-z]+[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$))"
 _AND_FRACTION = re.compile(r"[ \t]+and[ \t]+(\d+)/(\d+)" + _ANSWER_END)
+# "2 and a half", "two and three quarters" (where the answer ends there, as above).
+_AND_SHARE = re.compile(
+    r"[ \t]+and[ \t]+(a|one|two|three|\d)[ \t]+(halfs?|quarters?|thirds?|fourths?)\b(?!-)" + _ANSWER_END,
+    re.IGNORECASE,
+)
+# A proper fraction in words: "one half", "two thirds", "3 fifths". Not "6 halves" (a count of
+# pieces), nor "three quarters" (coins as often as a share): those stay the count they say.
+_SHARE = re.compile(
+    r"[ \t]+(half|halves|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?)\b(?!-)",
+    re.IGNORECASE,
+)
+_SHARE_PARTS = {"a": 1, "one": 1, "two": 2, "three": 3, **{str(digit): digit for digit in range(10)}}
+_DENOMINATORS = {
+    "half": 2, "halves": 2, "halfs": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "quarter": 4,
+}  # fmt: skip
 _SCALE_WORD = re.compile(
     r"((?:[ \t]+(?:hundred|thousand|million|billion|trillion)\b(?![-’']))+)" + _ANSWER_END, re.IGNORECASE
 )  # "2 hundred thousand" is 200000
@@ -258,27 +274,57 @@ def _equation_result(text: str, first: re.Match[str]) -> str | None:
     return after[0][0] if after else None
 
 
+def _denominator(word: str) -> int:
+    word = word.lower()
+    return _DENOMINATORS.get(word) or _DENOMINATORS[word.removesuffix("s")]
+
+
+def _with_shares(segment: str, number: Decimal, end: int) -> tuple[Decimal, int]:
+    """`number` (ending at `end`) with what follows it in words, and where those words end:
+    "and 1/2", "and a half" add to its size; in "two thirds" it is the numerator."""
+    if number != number.to_integral_value():
+        return number, end
+    sign = -1 if number < 0 else 1
+    fraction = _AND_FRACTION.match(segment, end)
+    if fraction is not None and 0 < int(fraction.group(1)) < int(fraction.group(2)):
+        return number + sign * Decimal(int(fraction.group(1))) / Decimal(int(fraction.group(2))), fraction.end()
+    share = _AND_SHARE.match(segment, end)
+    if share is not None:
+        parts, denominator = _SHARE_PARTS[share.group(1).lower()], _denominator(share.group(2))
+        if 0 < parts < denominator:
+            return number + sign * Decimal(parts) / Decimal(denominator), share.end()
+        return number, end
+    shares = _SHARE.match(segment, end)
+    if shares is not None and 0 < abs(number) < _denominator(shares.group(1)):
+        return number / Decimal(_denominator(shares.group(1))), shares.end()
+    return number, end
+
+
+def _scaled(segment: str, number: Decimal, end: int) -> Decimal:
+    """`number` times the scale words right after it ("1.5 million", "2 and a half thousand")."""
+    scale = _SCALE_WORD.match(segment, end)
+    for word in scale.group(1).split() if scale is not None else ():
+        number *= _SCALES[word.lower()]
+    return number
+
+
 def _first_number(segment: str) -> str | None:
     """The first number after a marker: digits, or a count in words opening the segment ("three.")."""
-    in_words = leading_number_words(segment)
-    if in_words is not None:
-        return in_words
-    found = _number_matches(segment)
-    if not found:
-        return None
-    value, match = found[0]
-    result = _equation_result(segment, match)
-    if result is not None:
-        return result
     try:
+        in_words = leading_number_words(segment)
+        if in_words is not None:
+            value_in_words, end = in_words
+            return canonical_decimal(_scaled(segment, *_with_shares(segment, Decimal(value_in_words), end)))
+        found = _number_matches(segment)
+        if not found:
+            return None
+        value, match = found[0]
+        result = _equation_result(segment, match)
+        if result is not None:
+            return result
         number = Decimal(value)
-        fraction = _AND_FRACTION.match(segment, match.end()) if number == number.to_integral_value() else None
-        if fraction is not None and 0 < int(fraction.group(1)) < int(fraction.group(2)):
-            number += Decimal(int(fraction.group(1))) / Decimal(int(fraction.group(2)))
-        scale = _SCALE_WORD.match(segment, match.end())
-        if scale is not None and not match.group("value").endswith("%"):
-            for word in scale.group(1).split():
-                number *= _SCALES[word.lower()]
+        if not match.group("value").endswith("%"):
+            number = _scaled(segment, *_with_shares(segment, number, match.end()))
         sign = _SIGN_WORD.match(segment)
         if sign is not None and sign.end() == match.start() and number > 0:
             number = -number

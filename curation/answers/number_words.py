@@ -44,9 +44,12 @@ _SIGNS = {"minus": -1, "negative": -1}
 
 _WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES], key=len, reverse=True))
 # A run of number words joined by spaces, hyphens or "and", opening the text (after spaces,
-# quotes, "$" or an opening bracket), optionally signed.
+# quotes, "$" or an opening bracket), optionally signed. "five and one half" is five, and then a
+# share (extract.py), not the run "five and one".
+_SHARE_AFTER_AND = r"(?!(?:one|two|three)\s+(?:halfs?|halves|quarters?|thirds?|fourths?)\b)"
 _LEADING = re.compile(
-    rf"[\s\"'“‘(\[$:=]*(?P<phrase>(?:(?:minus|negative)\s+)?(?:{_WORD})(?:(?:\s+and\s+|[\s-]+)(?:{_WORD}))*)\b",
+    rf"[\s\"'“‘(\[$:=]*(?P<phrase>(?:(?:minus|negative)\s+)?(?:{_WORD})"
+    rf"(?:(?:\s+and\s+{_SHARE_AFTER_AND}|[\s-]+)(?:{_WORD}))*)\b",
     re.IGNORECASE,
 )
 # "one of the children", "two-thirds", "one another": a word of the sentence, not a count.
@@ -78,8 +81,8 @@ def _value(words: list[str]) -> int | None:
     return total + current
 
 
-def leading_number_words(text: str) -> str | None:
-    """The integer (as canonical text) that opens `text` in words, or None."""
+def leading_number_words(text: str) -> tuple[int, int] | None:
+    """The integer that opens `text` in words, and where its words end; or None."""
     match = _LEADING.match(text)
     if match is None or _NOT_A_COUNT_AFTER.match(text, match.end()):
         return None
@@ -88,4 +91,4 @@ def leading_number_words(text: str) -> str | None:
     if sign < 0:
         words = words[1:]
     value = _value(words)
-    return None if value is None else str(sign * value)
+    return None if value is None else (sign * value, match.end())

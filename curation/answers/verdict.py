@@ -33,7 +33,7 @@ from curation.models import AnswerType, ExecutionStatus, Verdict
 
 ANSWER_VERIFIER = "answer-match"
 PROGRAM_VERIFIER = "program-execution"
-VERIFIER_VERSION = "4"
+VERIFIER_VERSION = "5"
 
 Choice = dict[str, str]
 
