@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.train_script import config, short_examples
 from trainer.decoding.greedy import greedy
-from trainer.fit import fit
+from trainer.fit import fit, last_complete_checkpoint
 from trainer.packing import Example
 from trainer.validation import carve_validation
 from workers.teachers.embedded_model import prepare_embedded_model
@@ -76,6 +76,25 @@ def test_a_run_killed_mid_way_resumes_on_the_same_loss_curve(tiny_student: Path,
     assert sorted(again) == list(range(1, steps + 1))
     for step in range(1, steps + 1):
         assert again[step] == pytest.approx(straight[step], rel=1e-4, abs=1e-5), step
+
+
+def test_a_resume_skips_a_checkpoint_whose_save_was_cut_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "checkpoints"
+    assert last_complete_checkpoint(folder) is None
+    for step in (5, 10, 20, 30):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        (folder / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"weights")
+    for step in (5, 10):
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "checkpoint-30" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    (folder / "checkpoint-40").write_text("not a folder")
+    (folder / "checkpoint-50.tmp").mkdir()
+    with caplog.at_level("WARNING", logger="trainer.fit"):
+        assert last_complete_checkpoint(folder) == str(folder / "checkpoint-10")
+    skipped = " ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint-20" in skipped and "checkpoint-30" in skipped and "checkpoint-10" not in skipped
 
 
 def test_validation_is_carved_by_problem_and_deterministically() -> None:
