@@ -5,9 +5,19 @@ CURATION_TEST_POSTGRES_URL (default: the local server, trust auth). When it cann
 PostgreSQL variants are skipped, except under CI=true, where they fail: CI must run them.
 """
 
+# ruff: noqa: E402  (the environment is cleaned before the imports below read it)
 from __future__ import annotations
 
 import os
+
+# Before anything imports rich or typer (which read these at import or at Console()): the output
+# tests parse must not depend on the terminal CI runs under. FORCE_COLOR, PY_COLORS, TTY_COMPATIBLE
+# and TTY_INTERACTIVE make piped output a terminal's, escape codes in the tables; NO_COLOR goes too
+# so every run sees one console. A fixed wide COLUMNS/LINES replaces CI's, so nothing read wraps.
+for _name in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+    os.environ.pop(_name, None)
+os.environ.update({"COLUMNS": "250", "LINES": "50", "TERMINAL_WIDTH": "250"})
+
 import shutil
 from collections.abc import Iterator
 from pathlib import Path

@@ -100,11 +100,13 @@ class Stack:
         return self._start(name, ["worker", "--concurrency", str(concurrency), "--loglevel", "info"])
 
     def start_supervisor(self, *, stall_seconds: float = 3, max_stalls: int = 3) -> subprocess.Popen[bytes]:
-        """`curation supervise` as a deployment runs it, with short clocks for a test."""
+        """`curation supervise` as a deployment runs it, with short clocks for a test; but a loaded
+        machine's worker gets 5 s to answer the inspect (not 1 s), so a live one never looks dead."""
         return self._start(
             "supervisor",
-            ["supervise", "--interval", "0.5", "--stall-seconds", str(stall_seconds), "--max-stalls", str(max_stalls)],
-        )
+            ["supervise", "--interval", "0.5", "--stall-seconds", str(stall_seconds), "--max-stalls", str(max_stalls),
+             "--inspect-timeout", "5"],
+        )  # fmt: skip
 
     def kill(self, worker: subprocess.Popen[bytes]) -> None:
         os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool, all at once
@@ -145,8 +147,10 @@ def _slow(reply: Callable[[str, int], str], seconds: float) -> Callable[[str, in
 
 def _run(
     stack: Stack, teacher: StubServer, *, problems: int, samples: int = 2, batch_size: int = 4, seed: int = 21,
-    offset: int = 0,
+    offset: int = 0, request_timeout: float = 30,
 ) -> int:  # fmt: skip
+    """request_timeout: long, so a slow answer on a loaded machine is waited for, not asked again
+    (the tests count the teacher's calls); only a test with a hanging teacher needs it short."""
     with stack.db.transaction() as session:
         ingest_procedural(session, count=problems, seed=seed)
         run = create_run(
@@ -154,8 +158,9 @@ def _run(
             RunSpec(
                 task="procedural", template="pad-program", samples=samples, temperature=0.7, batch_size=batch_size,
                 limits=Limits(wall_seconds=2.0), offset=offset,
-                teacher=TeacherSpec("openai", "stub", {"base_url": teacher.url, "concurrency": 2, "request_timeout": 3,
-                                                        "max_attempts": 5, "backoff_base": 0.05, "backoff_max": 0.5}),
+                teacher=TeacherSpec("openai", "stub", {"base_url": teacher.url, "concurrency": 2,
+                                                        "request_timeout": request_timeout, "max_attempts": 5,
+                                                        "backoff_base": 0.05, "backoff_max": 0.5}),
             ),
         )  # fmt: skip
         return run.id
@@ -186,7 +191,9 @@ def _assert_complete(stack: Stack, run_id: int, expected: int) -> None:
 
 
 def test_kill_dash_nine_a_worker_mid_run(stack: Stack) -> None:
-    with StubServer(_slow(program_reply, 0.05)) as teacher:
+    # The stub answers one request at a time, 0.15 s per sample (n = 2): 0.3 s a call. After 16
+    # generations 32 calls remain, 9.6 s at least, so the kill comes mid-run on a loaded machine too.
+    with StubServer(_slow(program_reply, 0.15)) as teacher:
         run_id = _run(stack, teacher, problems=40)
         first = stack.start_worker("first")
         start_run(stack.db, stack.dispatcher, run_id)
@@ -269,7 +276,7 @@ def test_a_misbehaving_teacher(stack: Stack) -> None:
         doomed = session.execute(text("SELECT question FROM problem ORDER BY id LIMIT 1")).scalar_one()
     faults.insert(0, Rule(Fault.server_error, prompt_contains=doomed))  # this one never gets through
     with StubServer(program_reply, faults=faults, retry_after=0.05) as teacher:
-        run_id = _run(stack, teacher, problems=12)
+        run_id = _run(stack, teacher, problems=12, request_timeout=5)  # the hang ends with it
         stack.start_worker("patient")
         start_run(stack.db, stack.dispatcher, run_id)
         final = wait_distributed(stack.db, stack.dispatcher, run_id, poll_seconds=0.5, stall_seconds=30, timeout=180)
@@ -300,8 +307,10 @@ def _messages_of(stack: Stack, run_id: int) -> list[BrokerMessage]:
 def test_a_killed_workers_task_is_redelivered_by_the_broker_without_a_driver(stack: Stack) -> None:
     """No supervisor and no resend: the killed worker's unacknowledged message comes back from the
     broker once the visibility timeout passes, and another worker finishes the batch."""
-    stack.time_limit, stack.visibility_timeout = 10, 12
-    with StubServer(_slow(program_reply, 0.3)) as teacher:
+    # One request at a time, 0.5 s per sample (n = 2): 1 s a call. After 2 generations (1 call) 7
+    # remain: 7 s for the kill to land, and the heir's at most 8 s fit well in its 20 s time limit.
+    stack.time_limit, stack.visibility_timeout = 20, 24
+    with StubServer(_slow(program_reply, 0.5)) as teacher:
         run_id = _run(stack, teacher, problems=8, batch_size=8)  # one batch: its one message is the one lost
         doomed = stack.start_worker("doomed", concurrency=1)
         start_run(stack.db, stack.dispatcher, run_id)
@@ -322,7 +331,7 @@ def test_a_killed_workers_task_is_redelivered_by_the_broker_without_a_driver(sta
 
 
 def test_a_worker_killed_mid_run_without_a_driver(stack: Stack) -> None:
-    with StubServer(_slow(program_reply, 0.05)) as teacher:
+    with StubServer(_slow(program_reply, 0.15)) as teacher:  # as above: the kill comes mid-run
         run_id = _run(stack, teacher, problems=40)
         stack.start_supervisor()
         first = stack.start_worker("first")
@@ -365,11 +374,12 @@ def test_a_run_queued_behind_a_big_one_is_left_alone(stack: Stack) -> None:
         start_run(stack.db, stack.dispatcher, small)
         stack.start_worker("only", concurrency=1)
         seen: list[int] = []
+        started = time.monotonic()
         while progress_of(stack.db, small).generated == 0:
             seen.append(sum(1 for m in _messages_of(stack, small) if m.task == GENERATE))
             assert progress_of(stack.db, small).status is RunStatus.running, stack.logs()
             time.sleep(0.3)
-        waited = len(seen) * 0.3
+        waited = time.monotonic() - started
         assert _wait_until_ended(stack, small) is RunStatus.completed, stack.logs()
         assert _wait_until_ended(stack, big) is RunStatus.completed, stack.logs()
     assert waited > 1 * 2 + 1, f"the small run waited only {waited:.1f} s: the test proves nothing"

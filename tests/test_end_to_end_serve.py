@@ -30,29 +30,41 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served_model(smollm2_folder: Path) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    executable = Path(sys.executable).with_name("transformers")
+def _start(executable: Path, folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`transformers serve` on a probed free port, its output in `log` (a pipe nobody reads would
+    stop the server once 64 KiB of log filled it); the base URL once /health answers. A port taken
+    by another process before the server bound it means starting again on another."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [str(executable), "serve", str(smollm2_folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
+    for _ in range(3):
+        port = _free_port()
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(executable), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                stdout=subprocess.DEVNULL, stderr=output, env=environment,
+            )  # fmt: skip
+        base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        while process.poll() is None:
             try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
+                    return process, base_url
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("transformers serve did not start within 120 s")
+                process.kill()
+                process.wait()
+                raise RuntimeError(f"transformers serve did not start within 120 s: {log.read_text()[-2000:]}")
             time.sleep(0.5)
+        if "address already in use" not in log.read_text(errors="replace").lower():
+            break
+    raise RuntimeError(f"transformers serve exited: {log.read_text(errors='replace')[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def served_model(smollm2_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    executable = Path(sys.executable).with_name("transformers")
+    process, base_url = _start(executable, smollm2_folder, tmp_path_factory.mktemp("serve") / "serve.log")
+    try:
         yield f"{base_url}/v1", str(smollm2_folder)
     finally:
         process.terminate()
@@ -60,6 +72,7 @@ def served_model(smollm2_folder: Path) -> Iterator[tuple[str, str]]:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
 @pytest.mark.slow

@@ -20,20 +20,22 @@ def test_overlapping_generations_restore_the_count_once_the_last_ends() -> None:
     start = torch.get_num_threads()
     first_in, second_out = threading.Event(), threading.Event()
     seen: list[int] = []
+    waited: list[bool] = []
 
     def first() -> None:
         with generation_threads("cpu", 1):
             first_in.set()
-            second_out.wait(5.0)
+            waited.append(second_out.wait(60.0))
             seen.append(torch.get_num_threads())  # the other ended first: still capped for this one
 
     worker = threading.Thread(target=first)
     worker.start()
-    first_in.wait(5.0)
+    assert first_in.wait(60.0), "the first generation never started"
     with generation_threads("cpu", 1):
         seen.append(torch.get_num_threads())
     second_out.set()
     worker.join()
+    assert waited == [True], "the first generation did not see the second end"
     assert seen == [1, 1] and torch.get_num_threads() == start
     with generation_threads("cuda:0", 1):  # only a CPU is capped
         assert torch.get_num_threads() == start

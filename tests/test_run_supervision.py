@@ -123,15 +123,14 @@ def test_when_storing_fails_the_teacher_call_is_cancelled(db: Database, monkeypa
         raise OperationalError("INSERT INTO generation", {}, Exception("the database went away"))
 
     monkeypatch.setattr(synthesis._Sink, "_write", broken)
-    teacher = PacedTeacher(0.05)
+    teacher = PacedTeacher(0.25)  # all 40 would take 10 s
     runtime = _runtime(db, teacher)
-    started = time.monotonic()
     with pytest.raises(OperationalError):
         generate_batch(runtime, run_id, ids)
     runtime.close()
-    # The first background flush (after 0.25 s) fails; the call stops there instead of asking all 40.
+    # The first background flush (after 0.25 s, about one answer) fails; the call stops there
+    # instead of asking all 40. Counted, not timed: under 20 leaves a loaded machine 4 s to stop it.
     assert teacher.answered < 20, teacher.answered
-    assert time.monotonic() - started < 40 * 0.05
 
 
 def test_a_run_whose_every_teacher_call_failed_is_failed_with_the_reason(db: Database) -> None:

@@ -53,36 +53,44 @@ def test_concurrent_writers_never_see_database_is_locked(sqlite_db: Database) ->
     assert tuple(stored) == (expected, expected)
 
 
-def _deferred_writer(path: str, worker: int) -> int:
-    """The same read-then-write transaction, begun DEFERRED (plain BEGIN) instead of IMMEDIATE.
+def test_control_deferred_transactions_do_fail(sqlite_db: Database) -> None:
+    """Shows the test above can fail: without BEGIN IMMEDIATE the same read-then-write transaction
+    loses its write to another writer. The interleaving is made by hand (two connections, as two
+    processes would hold), so it happens every time rather than when processes happen to overlap:
+    A reads inside a deferred transaction, B commits a write, and A's write then fails at once with
+    "database is locked" (SQLITE_BUSY_SNAPSHOT: no busy timeout helps, A's snapshot is stale).
 
     (The driver's legacy mode would not even put the read inside the transaction, trading this
     error for unisolated reads.)
     """
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    failures = 0
-    for n in range(TRANSACTIONS * 2):
-        try:
-            connection.execute("BEGIN")
-            connection.execute("SELECT COUNT(*) FROM model").fetchone()
-            connection.execute(
-                "INSERT INTO model (role, backend, name, revision, created_at) VALUES ('teacher', 'x', ?, '', '')",
-                (f"{worker}-{n}",),
-            )
-            connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            assert "locked" in str(error)
-            failures += 1
-            connection.execute("ROLLBACK")
-    connection.close()
-    return failures
-
-
-@pytest.mark.slow
-def test_control_deferred_transactions_do_fail(sqlite_db: Database) -> None:
-    """Shows the test above can fail: without BEGIN IMMEDIATE the same contention loses writes."""
     path = str(Path(sqlite_db.engine.url.database or ""))
     sqlite_db.dispose()
-    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
-        failures = pool.starmap(_deferred_writer, [(path, w) for w in range(PROCESSES)])
-    assert sum(failures) > 0
+    insert = "INSERT INTO model (role, backend, name, revision, created_at) VALUES ('teacher', 'x', ?, '', '')"
+    a = sqlite3.connect(path, timeout=30, isolation_level=None)
+    b = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        assert a.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        a.execute("BEGIN")
+        before = a.execute("SELECT COUNT(*) FROM model").fetchone()[0]
+        b.execute("BEGIN")
+        b.execute(insert, ("b",))
+        b.execute("COMMIT")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            a.execute(insert, ("a",))
+        a.execute("ROLLBACK")
+        # With BEGIN IMMEDIATE A takes the write lock before reading, so its read cannot go stale and
+        # its write goes in; another writer is stopped at its BEGIN, before it has read anything,
+        # where a busy timeout makes it wait (here none, to see it without waiting).
+        a.execute("BEGIN IMMEDIATE")
+        assert a.execute("SELECT COUNT(*) FROM model").fetchone()[0] == before + 1
+        impatient = sqlite3.connect(path, timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            impatient.execute("BEGIN IMMEDIATE")
+        impatient.close()
+        a.execute(insert, ("a",))
+        a.execute("COMMIT")
+        names = {row[0] for row in b.execute("SELECT name FROM model WHERE backend = 'x'")}
+        assert names == {"a", "b"}
+    finally:
+        a.close()
+        b.close()

@@ -335,7 +335,8 @@ def test_hang_times_out_without_blocking_other_connections(
     serve: Callable[..., tuple[StubServer, httpx.Client]],
 ) -> None:
     server, client = serve(faults=[Rule(Fault.hang, prompt_contains="stuck")])
-    stuck_client = httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=2))
+    # 10 s to read: the 50 requests below end long before it on a loaded machine too.
+    stuck_client = httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=10))
     with stuck_client, ThreadPoolExecutor(1) as pool:
         stuck = pool.submit(stuck_client.post, CHAT, json=chat_body("stuck"))
         wait_until(lambda: server.faults[Fault.hang] == 1)

@@ -94,10 +94,12 @@ def test_transient_faults_are_retried(fault: Fault) -> None:
 def test_a_hung_request_times_out_and_is_retried_without_blocking_the_others() -> None:
     with StubServer(fixed("ok"), faults=[Rule(Fault.hang, prompt_contains="slow", times=1)]) as server:
         started = time.monotonic()
-        results = ask(teacher(server, request_timeout=1.0), ["slow", "fast-1", "fast-2"])
+        # 5 s: a fast request on a loaded machine is answered well within it, never retried.
+        results = ask(teacher(server, request_timeout=5.0), ["slow", "fast-1", "fast-2"])
     assert results["slow"].attempts == 2 and results["slow"].error is None
     assert results["fast-1"].attempts == 1 and results["fast-2"].completions[0].text == "ok"
-    assert time.monotonic() - started < 4
+    # The hang was ended by the 5 s timeout (once), not by the 120 s default: a loose bound.
+    assert time.monotonic() - started < 60
 
 
 def test_retries_are_bounded_and_the_failure_is_a_result() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.train_script import config, short_examples
 from trainer.decoding.greedy import greedy
-from trainer.fit import fit
+from trainer.fit import fit, last_complete_checkpoint
 from trainer.packing import Example
 from trainer.validation import carve_validation
 from workers.teachers.embedded_model import prepare_embedded_model
@@ -38,9 +38,9 @@ def test_a_student_trained_on_twenty_examples_reproduces_them(tiny_student: Path
     assert exact >= 18, list(zip(outputs, [e.completion for e in examples], strict=True))
 
 
-def _train(base: Path, run_dir: Path, steps: int) -> subprocess.Popen[str]:
+def _train(base: Path, run_dir: Path, steps: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.train_script", str(base), str(run_dir), str(steps)],
+        [sys.executable, "-m", "tests.support.train_script", str(base), str(run_dir), str(steps), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
@@ -76,6 +76,49 @@ def test_a_run_killed_mid_way_resumes_on_the_same_loss_curve(tiny_student: Path,
     assert sorted(again) == list(range(1, steps + 1))
     for step in range(1, steps + 1):
         assert again[step] == pytest.approx(straight[step], rel=1e-4, abs=1e-5), step
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_run_killed_while_saving_resumes_from_the_checkpoint_before(tiny_student: Path, tmp_path: Path) -> None:
+    """Deterministic: the process kills itself while writing checkpoint-20 (weights and optimizer
+    on disk, trainer_state.json not), so the resume must take checkpoint-15."""
+    steps = 30
+    reference = _finish(_train(tiny_student, tmp_path / "straight", steps))
+    interrupted = tmp_path / "interrupted"
+    process = _train(tiny_student, interrupted, steps, "20")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == -signal.SIGKILL, err[-3000:]
+    half = interrupted / "checkpoints" / "checkpoint-20"
+    assert half.is_dir() and not (half / "trainer_state.json").exists()
+    assert (interrupted / "checkpoints" / "checkpoint-15" / "trainer_state.json").is_file()
+    resumed = _finish(_train(tiny_student, interrupted, steps))
+    assert str(resumed["resumed_from"]).endswith("checkpoint-15")
+    straight = dict((int(s), float(v)) for s, v in reference["train_loss"])  # type: ignore[attr-defined]
+    again = dict((int(s), float(v)) for s, v in resumed["train_loss"])  # type: ignore[attr-defined]
+    assert sorted(again) == list(range(1, steps + 1))
+    for step in range(1, steps + 1):
+        assert again[step] == pytest.approx(straight[step], rel=1e-4, abs=1e-5), step
+    assert (half / "trainer_state.json").is_file(), "written again when the resumed run got there"
+
+
+def test_a_resume_skips_a_checkpoint_whose_save_was_cut_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "checkpoints"
+    assert last_complete_checkpoint(folder) is None
+    for step in (5, 10, 20, 30):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        (folder / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"weights")
+    for step in (5, 10):
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "checkpoint-30" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    (folder / "checkpoint-40").write_text("not a folder")
+    (folder / "checkpoint-50.tmp").mkdir()
+    with caplog.at_level("WARNING", logger="trainer.fit"):
+        assert last_complete_checkpoint(folder) == str(folder / "checkpoint-10")
+    skipped = " ".join(r.getMessage() for r in caplog.records)
+    assert "checkpoint-20" in skipped and "checkpoint-30" in skipped and "checkpoint-10" not in skipped
 
 
 def test_validation_is_carved_by_problem_and_deterministically() -> None:

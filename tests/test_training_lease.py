@@ -31,8 +31,9 @@ from tests.conftest import ROOT, fresh_sqlite, unavailable
 from tests.support.redis_server import RedisServer
 from tests.support.training_data import reference_snapshot
 from trainer import fit as fit_module
+from trainer import runs as runs_module
 from trainer.config import TrainConfig
-from trainer.lease import RunHeld
+from trainer.lease import RunHeld, TrainingLease
 from trainer.runs import create_training_run, execute_training_run
 from trainer.tasks import TRAIN
 from workers.queues import Queue
@@ -190,13 +191,25 @@ def test_a_trainer_whose_lease_was_taken_stops_without_writing(
 ) -> None:
     run_id = _run(db, tiny_student, tmp_path, max_steps=50)
     real = fit_module.fit
+    leases: list[TrainingLease] = []
+
+    class Recorded(TrainingLease):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            leases.append(self)
 
     def robbed(*args: Any, **kwargs: Any) -> Any:
         with db.transaction() as session:  # another process takes the run (it thought this one dead)
             session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(lease_holder="thief/1/x"))
-        time.sleep(1.5)  # the lease's thread notices at its next renewal (every half second here)
+        # The lease's thread notices at its next renewal (every half second here); waited for, as
+        # a loaded machine may run that thread late, so training starts with the lease known lost.
+        deadline = time.monotonic() + 60
+        while not leases[0].lost:
+            assert time.monotonic() < deadline, "the lease's thread never noticed"
+            time.sleep(0.05)
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(runs_module, "TrainingLease", Recorded)
     monkeypatch.setattr(fit_module, "fit", robbed)
     with pytest.raises(RunHeld, match="taken over"):
         execute_training_run(db, run_id, progress=False, lease_seconds=2)

@@ -18,6 +18,9 @@ packs its own) and only the main process writes the model.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +33,35 @@ from trainer.packing import IGNORE, Example, PackingCollator, Tokenized, tokeniz
 
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
+TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+log = logging.getLogger(__name__)
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The highest-numbered `checkpoint-N` folder under `folder` that was written to the end, or None.
+
+    `Trainer._save_checkpoint` writes the weights, then the optimizer, scheduler and RNG states, and
+    `trainer_state.json` last (plainly, not via a rename). A run killed while saving leaves a
+    `checkpoint-N` folder without it, or with it half-written; transformers' `get_last_checkpoint`
+    would pick that folder by its number alone and the resume would fail or go wrong. Such folders
+    are skipped (and logged); the Trainer writes them over when it reaches their step again."""
+    if not folder.is_dir():
+        return None
+    numbered = sorted(
+        ((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()),
+        reverse=True,
+    )
+    for _, path in numbered:
+        try:
+            state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = None
+        if isinstance(state, dict):
+            return str(path)
+        log.warning("skipping %s: no complete %s (a save that was cut short)", path, TRAINER_STATE)
+    return None
 
 
 @dataclass
@@ -144,7 +176,6 @@ def fit(
         set_seed,
     )
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     if not train:
         raise ValueError("no training examples")
@@ -228,7 +259,7 @@ def fit(
         callbacks=[*([ProgressBar()] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # our bar shows the loss; no dict printed per step
-    last: str | None = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
+    last = last_complete_checkpoint(checkpoints) if resume else None
     output = trainer.train(resume_from_checkpoint=last)
     state = trainer.state
     model_dir = run_dir / MODEL

@@ -320,6 +320,13 @@ def supervise(
         ),
     ] = None,
     ticks: Annotated[int | None, typer.Option(help="Look this many times, then exit (default: for ever).")] = None,
+    inspect_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for the workers to say which delivered tasks they hold; a worker "
+            "slower to answer (busy, or far from the broker) has its tasks taken for lost and sent again."
+        ),
+    ] = 1.0,
 ) -> None:
     """Watch every running run and send again the work a broker restart or a dead worker lost.
 
@@ -339,7 +346,7 @@ def supervise(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     supervisor = Supervisor(
         database(), app, CeleryDispatcher(app, ROUTES),
-        stall_seconds=stall_seconds, max_stalls=max_stalls, idle_seconds=idle_seconds,
+        stall_seconds=stall_seconds, max_stalls=max_stalls, idle_seconds=idle_seconds, inspect_timeout=inspect_timeout,
     )  # fmt: skip
     console.print(f"supervising the runs of {database().engine.url.render_as_string()} every {interval:g} s")
     supervisor.run_forever(interval, ticks=ticks)

@@ -1,11 +1,17 @@
-"""`python -m tests.support.train_script BASE RUN_DIR STEPS`: a small deterministic fit, run in a
-subprocess so that a test can kill it with SIGKILL mid-run and resume it."""
+"""`python -m tests.support.train_script BASE RUN_DIR STEPS [DIE_SAVING_STEP]`: a small
+deterministic fit, run in a subprocess so that a test can kill it with SIGKILL mid-run and resume
+it. With DIE_SAVING_STEP it SIGKILLs itself in the middle of writing that step's checkpoint (the
+weights and optimizer written, not the RNG states nor trainer_state.json): a kill at the worst
+moment, every time."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from trainer.config import TrainConfig
 from trainer.fit import fit
@@ -55,8 +61,23 @@ def config(steps: int, **overrides: object) -> TrainConfig:
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
+def die_while_saving(step: int) -> None:
+    from transformers import Trainer
+
+    real = Trainer._save_rng_state
+
+    def dying(self: Any, output_dir: str) -> None:
+        if self.state.global_step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(self, output_dir)
+
+    Trainer._save_rng_state = dying  # type: ignore[method-assign]
+
+
 def main() -> None:
     base, run_dir, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    if len(sys.argv) > 4:
+        die_while_saving(int(sys.argv[4]))
     result = fit(config(steps), base, arithmetic_examples(12), [], run_dir, progress=False)
     print(json.dumps({"train_loss": result.train_loss, "resumed_from": result.resumed_from}))
 
