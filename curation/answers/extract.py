@@ -36,8 +36,12 @@ After a trigger or marker, the first candidate counts. Candidates are read from 
   after a trigger or marker (only there), a whole number in words counts too: ``The answer is
   three.``, ``twenty-five``, ``one hundred and five`` (number_words.py; "one of them" and
   "two-thirds" are no count), and so do a sign in words (``negative 5``) and, where the answer
-  ends there or after one more word, a scale word after the number (``1.5 million``) and a proper
-  fraction joined by "and" (``3 and 1/2``).
+  ends there or after one more word, a scale word after the number (``1.5 million``, also after
+  number words) and a proper fraction joined by "and" (``3 and 1/2``). Shares in words there too:
+  "and a half", "and two fifths" add to the whole number before them (``two and a half``, ``8 and
+  a half years old``); a whole number agreeing with a smaller share's name is a fraction where
+  the answer ends there or goes on with "of" (``one half``, ``two thirds of the pizza``, ``3
+  fifths``), and otherwise stands (``5 tenth graders``, ``6 halves``, ``three quarters``).
 - multiple choice: an option letter among the options shown, in order of appearance: ``(B)``,
   ``B)``, ``(b)``, ``b)``, ``'B'`` (in quotes or code ticks, opening the answer), a lone ``B``, or a lone ``b``
   followed by punctuation or the end (a lone lowercase letter before a word is a word). A lone
@@ -121,18 +125,26 @@ _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECA
 # "3 and 1/2 of them are red").
 _ANSWER_END = r"(?![\d/])(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+[A-Za-z]+[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$))"
 _AND_FRACTION = re.compile(r"[ \t]+and[ \t]+(\d+)/(\d+)" + _ANSWER_END)
-# "2 and a half", "two and three quarters" (where the answer ends there, as above).
+_SHARE_WORDS = r"halfs?|halves|quarters?|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?"
+# "2 and a half", "two and three quarters", "3 and one-half", "2-and-a-half": whatever follows
+# ("8 and a half years old"), the whole number alone is not what the text says.
 _AND_SHARE = re.compile(
-    r"[ \t]+and[ \t]+(a|one|two|three|\d)[ \t]+(halfs?|quarters?|thirds?|fourths?)\b(?!-)" + _ANSWER_END,
+    rf"[ \t-]+and[ \t-]+(a|one|two|three|four|five|six|seven|eight|nine|\d)[ \t-]+({_SHARE_WORDS})\b",
     re.IGNORECASE,
 )
-# A proper fraction in words: "one half", "two thirds", "3 fifths". Not "6 halves" (a count of
-# pieces), nor "three quarters" (coins as often as a share): those stay the count they say.
+# A proper fraction in words: "one half", "two thirds", "3 fifths", the number agreeing with the
+# word, and the answer ending there or going on with "of" ("two thirds of the pizza"). Not
+# "5 tenth graders", "1 half gallon" (the word is part of a name), "6 halves" (a count of pieces),
+# nor "three quarters" (coins as often as a share): those stay the count they say.
 _SHARE = re.compile(
-    r"[ \t]+(half|halves|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?)\b(?!-)",
+    r"[ \t]+(half|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?)\b"
+    r"(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+of\b)",
     re.IGNORECASE,
 )
-_SHARE_PARTS = {"a": 1, "one": 1, "two": 2, "three": 3, **{str(digit): digit for digit in range(10)}}
+_SHARE_PARTS = {
+    "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    **{str(digit): digit for digit in range(10)},
+}  # fmt: skip
 _DENOMINATORS = {
     "half": 2, "halves": 2, "halfs": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
     "ninth": 9, "tenth": 10, "quarter": 4,
@@ -295,8 +307,10 @@ def _with_shares(segment: str, number: Decimal, end: int) -> tuple[Decimal, int]
             return number + sign * Decimal(parts) / Decimal(denominator), share.end()
         return number, end
     shares = _SHARE.match(segment, end)
-    if shares is not None and 0 < abs(number) < _denominator(shares.group(1)):
-        return number / Decimal(_denominator(shares.group(1))), shares.end()
+    if shares is not None:
+        singular = not shares.group(1).lower().endswith("s")
+        if (abs(number) == 1) == singular and 0 < abs(number) < _denominator(shares.group(1)):
+            return number / Decimal(_denominator(shares.group(1))), shares.end()
     return number, end
 
 
