@@ -81,16 +81,18 @@ class Settings(BaseSettings):
 
     sql_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL `curation sql` connects with on PostgreSQL: a role that can only read "
-        "(see docs/sql.md). Unset: the `curation_reader` role that the migrations create, or the main "
-        "URL's role when it is not a superuser and either can only read or the reader cannot log in.",
+        description="SQLAlchemy URL `curation sql` and a snapshot spec's `where` connect with on PostgreSQL: "
+        "a role that can only read, on the same primary database (see docs/sql.md). Unset: the "
+        "`curation_reader` role that the migrations create, or the main URL's role when it is not a "
+        "superuser and either can only read or the reader cannot log in.",
     )
 
     sql_timeout_s: float = Field(
         default=300.0,
         ge=0,
-        description="`curation sql` cancels a statement that runs longer than this (0: never), on "
-        "PostgreSQL through statement_timeout, on SQLite between steps of the statement.",
+        description="`curation sql` (and a snapshot spec's `where`, on PostgreSQL) cancels a statement that "
+        "runs longer than this (0: never): on PostgreSQL through statement_timeout, on SQLite between steps "
+        "of the statement.",
     )
 
     @property

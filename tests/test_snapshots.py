@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from curation.answers.verdict import VERIFIER_VERSION
 from curation.db import triggers
@@ -512,6 +513,7 @@ def test_a_spec_where_runs_as_a_role_that_can_only_read(postgres_migrated: str, 
             "(SELECT COUNT(*) FROM pg_ls_dir('.')) > 0": "permission denied",
             "pg_read_file('/etc/hostname') <> ''": "permission denied",
             "set_config('role', 'postgres', true) <> ''": "permission denied to set role",
+            "(CASE WHEN rationale_id > 0 THEN 1 / 0 ELSE 1 END) = 1": "division by zero",  # at a fetch
         }
         for where, refusal in refused.items():
             with (
@@ -530,6 +532,26 @@ def test_a_spec_where_runs_as_a_role_that_can_only_read(postgres_migrated: str, 
         with db.transaction() as session:  # it runs as the reader, on this transaction's view of the data
             snapshot, _ = create_snapshot(
                 session, "as-reader", {"verdict": "any", "where": "current_user = 'curation_reader'"}
+            )
+            assert snapshot.row_count == 4
+        with (
+            pytest.raises(CurationError, match=r"the spec's where clause .* does not run: .*statement timeout"),
+            db.transaction() as session,
+        ):
+            slow = {"verdict": "any", "where": "pg_sleep(0.3) IS NOT NULL"}
+            create_snapshot(session, "slow", slow, sql_timeout_s=0.1)
+        elsewhere = make_url(postgres_migrated).set(username="curation_reader", database="postgres")
+        with (
+            pytest.raises(CurationError, match=r"could not be opened: .*CURATION_SQL_URL must reach the same primary"),
+            db.transaction() as session,
+        ):
+            create_snapshot(
+                session, "elsewhere", {"verdict": "any", "where": "TRUE"},
+                sql_url=elsewhere.render_as_string(hide_password=False),
+            )  # fmt: skip
+        with db.transaction() as session:  # the system's own SQL (refinement rounds) runs as the caller
+            snapshot, _ = create_snapshot(
+                session, "ours", {"verdict": "any", "where": "current_user <> 'curation_reader'"}, trusted_where=True
             )
             assert snapshot.row_count == 4
         with db.transaction() as session:  # which cannot hold what the transaction wrote before

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from curation.cli.context import console, database
-from curation.settings import get_settings
 
 
 def refine(
@@ -41,5 +40,5 @@ def refine(
         evaluate_split=evaluate_split, eval_limit=eval_limit, max_new_tokens=max_new_tokens,
         batch_size=batch_size, learning_rate=learning_rate, output_root=output_root,
     )  # fmt: skip
-    for report in run_refine(database(), spec, echo=console.print, sql_url=get_settings().sql_url):
+    for report in run_refine(database(), spec, echo=console.print):
         console.print(report.line())

@@ -66,7 +66,10 @@ def create(
         data["drop_contaminated"] = True
     spec = parse_spec(data)
     with database().transaction() as session:
-        snapshot, created = create_snapshot(session, name, spec, sql_url=get_settings().sql_url)
+        settings = get_settings()
+        snapshot, created = create_snapshot(
+            session, name, spec, sql_url=settings.sql_url, sql_timeout_s=settings.sql_timeout_s or None
+        )
         ref, digest, rows, manifest = snapshot.ref, snapshot.content_sha256, snapshot.row_count, snapshot.manifest
     if not created:
         console.print(

@@ -323,8 +323,10 @@ def supervise(
     inspect_timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds to wait for the workers to say which delivered tasks they hold; a worker "
-            "slower to answer (busy, or far from the broker) has its tasks taken for lost and sent again."
+            min=0.1,
+            help="Seconds to wait for the workers to say which delivered tasks they hold (each look asks "
+            "twice); a worker slower to answer (busy, or far from the broker) has its tasks taken for lost "
+            "and sent again.",
         ),
     ] = 1.0,
 ) -> None:

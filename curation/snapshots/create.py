@@ -147,12 +147,14 @@ def candidate_query(session: Session, spec: SnapshotSpec) -> Any:
     return statement.bindparams(**params)
 
 
-def _where_snapshot(session: Session, spec: SnapshotSpec) -> str | None:
-    """On PostgreSQL, for a spec with a `where`: the id of this transaction's snapshot of the data,
-    which the read-only session that runs the spec's SQL then reads (None: no such session)."""
-    if not spec.where or session.get_bind().dialect.name != "postgresql":
+def _where_snapshot(session: Session, spec: SnapshotSpec, trusted_where: bool) -> str | None:
+    """On PostgreSQL, for a spec with a `where` that this system did not write: the id of this
+    transaction's snapshot of the data, which the read-only session that runs the spec's SQL then
+    reads (None: no such session)."""
+    if not spec.where or trusted_where or session.get_bind().dialect.name != "postgresql":
         return None
-    if session.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar_one():
+    # txid_current_if_assigned, not pg_current_xact_id_if_assigned: the latter is PostgreSQL 13+.
+    if session.execute(text("SELECT txid_current_if_assigned() IS NOT NULL")).scalar_one():
         raise CurationError(
             "a spec with a where clause is read in a read-only session of its own, on this transaction's view "
             "of the data, and that view cannot hold what this transaction wrote before: create the snapshot "
@@ -175,43 +177,49 @@ def _grouped(result: Any) -> Iterator[list[_Candidate]]:
         yield group
 
 
+def _first_line(error: DBAPIError) -> str:
+    return str(error.orig).splitlines()[0] if error.orig else str(error)
+
+
 def _where_failed(spec: SnapshotSpec, error: DBAPIError) -> CurationError:
-    reason = str(error.orig).splitlines()[0] if error.orig else str(error)
-    return CurationError(f"the spec's where clause ({spec.where!r}) does not run: {reason}")
+    return CurationError(f"the spec's where clause ({spec.where!r}) does not run: {_first_line(error)}")
 
 
 def _candidates(
-    session: Session, spec: SnapshotSpec, where_snapshot: str | None, sql_url: str | None
+    session: Session, spec: SnapshotSpec, where_snapshot: str | None, sql_url: str | None, sql_timeout_s: float | None
 ) -> Iterator[list[_Candidate]]:
     """Candidates grouped by problem, in the canonical problem order."""
     # Core rows (no ORM work per row), streamed; the option is the statement's, not the connection's,
     # whose later statements (the savepoint's) must not run through a server-side cursor.
     statement = candidate_query(session, spec).execution_options(yield_per=2_000)
-    if where_snapshot is not None:
-        # The spec's SQL is nobody's code here (a spec file can come from anyone): on PostgreSQL it
-        # runs as a role that can only read, in a READ ONLY transaction on this one's snapshot, so
-        # `lo_export(...)`, `setval(...)` or `pg_terminate_backend(...)` in it are refused, the same
-        # way the SQL console refuses them.
-        bind = session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
-        with ExitStack() as stack:
+    with ExitStack() as stack:
+        connection = session.connection()
+        if where_snapshot is not None:
+            # The spec's SQL is nobody's code here (a spec file can come from anyone): on PostgreSQL
+            # it runs as a role that can only read, in a READ ONLY transaction on this one's
+            # snapshot, so `setval(...)`, `pg_read_file(...)` or `set_config('role', ...)` in it are
+            # refused and what it may still do there is rolled back, as in the SQL console.
+            bind = session.get_bind()
+            engine = bind if isinstance(bind, Engine) else bind.engine
+            reading = reading_connection(engine, sql_url=sql_url, snapshot=where_snapshot, timeout_s=sql_timeout_s)
             try:
-                connection = stack.enter_context(reading_connection(engine, sql_url=sql_url, snapshot=where_snapshot))
+                connection = stack.enter_context(reading)
             except CurationError as error:
                 raise CurationError(f"the spec's where clause runs only as a role that can read: {error}") from None
-            try:
-                result = connection.execute(statement)
-            except DBAPIError as error:
+            except DBAPIError as error:  # SET TRANSACTION SNAPSHOT on a replica, or on another database
+                raise CurationError(
+                    "the spec's where clause runs in a read-only session on the create's snapshot, which "
+                    f"could not be opened: {_first_line(error)} (CURATION_SQL_URL must reach the same primary "
+                    "database)"
+                ) from None
+        try:
+            # Errors of the condition itself (1/0, a failed cast) can come with any fetch of a
+            # server-side cursor, not only with the first.
+            yield from _grouped(connection.execute(statement))
+        except DBAPIError as error:
+            if spec.where:
                 raise _where_failed(spec, error) from None
-            yield from _grouped(result)
-        return
-    try:
-        result = session.connection().execute(statement)
-    except DBAPIError as error:
-        if spec.where:
-            raise _where_failed(spec, error) from None
-        raise
-    yield from _grouped(result)
+            raise
 
 
 def _shingles(body: str) -> set[tuple[str, ...]]:
@@ -264,16 +272,24 @@ def _check_name(name: str) -> None:
 
 
 def create_snapshot(
-    session: Session, name: str, spec: SnapshotSpec | dict[str, Any], *, sql_url: str | None = None
+    session: Session,
+    name: str,
+    spec: SnapshotSpec | dict[str, Any],
+    *,
+    sql_url: str | None = None,
+    sql_timeout_s: float | None = None,
+    trusted_where: bool = False,
 ) -> tuple[Snapshot, bool]:
     """The version of `name` this spec gives over the data now: an existing one with the same
     hash (created False, nothing written), or a new sealed one (created True).
 
-    sql_url: on PostgreSQL, the role a spec's `where` runs as (CURATION_SQL_URL; see
-    curation/sql_console.py for the role chosen without it)."""
+    On PostgreSQL a spec's `where` runs as a role that can only read: sql_url's
+    (CURATION_SQL_URL; curation/sql_console.py says which without it), each statement cancelled
+    after sql_timeout_s. trusted_where: the `where` was written by this system's own code (a
+    refinement round's), and runs in the caller's transaction as its role."""
     _check_name(name)
     spec = parse_spec(spec)
-    where_snapshot = _where_snapshot(session, spec)
+    where_snapshot = _where_snapshot(session, spec, trusted_where)
     canonical = spec.canonical()
     training = spec.purpose is SnapshotKind.training
     index = EvaluationIndex.load(session)
@@ -291,7 +307,7 @@ def create_snapshot(
     tally = _Tally()
     position = 0
     table = SnapshotMember.__table__
-    for group in _candidates(session, spec, where_snapshot, sql_url):
+    for group in _candidates(session, spec, where_snapshot, sql_url, sql_timeout_s):
         first = group[0]
         refusal = _refusal(first, index, training)
         if refusal is not None:

@@ -81,7 +81,6 @@ def refine(
     *,
     sandbox_factory: Callable[[], Any] | None = None,
     echo: Callable[[str], object] | None = None,
-    sql_url: str | None = None,
 ) -> list[RoundReport]:
     from curation.snapshots.create import create_snapshot
     from trainer.evaluation import EvalSpec, evaluate
@@ -122,7 +121,8 @@ def refine(
             "where": _where(source, run_id, spec.split),
         }
         with db.transaction() as session:
-            snapshot, _ = create_snapshot(session, name, snapshot_spec, sql_url=sql_url)
+            # The where is this module's own SQL (ids, and a snapshot and split name that exist).
+            snapshot, _ = create_snapshot(session, name, snapshot_spec, trusted_where=True)
             report.snapshot = f"{snapshot.name}@{snapshot.version}"
         if echo:
             echo(report.line())
