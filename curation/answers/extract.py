@@ -117,7 +117,7 @@ _EQUATION_OPERATOR = re.compile(r"[)\]]*\s*(?:\*\*|[-+*/×÷·x−–]|\bplus\b|
 # "25% of 80 = 20", "3/4 of 12 = 9": "of" after a percentage or a fraction is a product.
 _OF_OPERAND = re.compile(r"\s+of\s+\$?\d[\d,]*(?:\.\d+)?\s*[=≈]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|[;\n]")
-# Right after a marker: "negative 5" / "minus $5" is -5, "1.5 million" is 1500000 ("5 hundredths",
+# Right after a marker: "negative 5" / "minus $5" is -5, "1.5 million" is 1500000 ("5 hundredths" is a share,
 # "2 thousand-dollar bills" are no scale).
 _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECASE)
 # What may follow a scaled or an "N and a/b" answer: the end of its clause, or one word (a unit)
@@ -125,11 +125,14 @@ _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECA
 # "3 and 1/2 of them are red").
 _ANSWER_END = r"(?![\d/])(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+[A-Za-z]+[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$))"
 _AND_FRACTION = re.compile(r"[ \t]+and[ \t]+(\d+)/(\d+)" + _ANSWER_END)
-_SHARE_WORDS = r"halfs?|halves|quarters?|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?"
+_SHARE_WORDS = (
+    r"halfs?|halves|quarters?|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?|twelfths?"
+    r"|sixteenths?|twentieths?|hundredths?|thousandths?"
+)
 # "2 and a half", "two and three quarters", "3 and one-half", "2-and-a-half": whatever follows
 # ("8 and a half years old"), the whole number alone is not what the text says.
 _AND_SHARE = re.compile(
-    rf"[ \t-]+and[ \t-]+(a|one|two|three|four|five|six|seven|eight|nine|\d)[ \t-]+({_SHARE_WORDS})\b",
+    rf"[ \t-]+and[ \t-]+(a|one|two|three|four|five|six|seven|eight|nine|\d+)[ \t-]+({_SHARE_WORDS})\b",
     re.IGNORECASE,
 )
 # A proper fraction in words: "one half", "two thirds", "3 fifths", the number agreeing with the
@@ -137,17 +140,18 @@ _AND_SHARE = re.compile(
 # "5 tenth graders", "1 half gallon" (the word is part of a name), "6 halves" (a count of pieces),
 # nor "three quarters" (coins as often as a share): those stay the count they say.
 _SHARE = re.compile(
-    r"[ \t]+(half|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?)\b"
+    r"[ \t]+(half|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?|twelfths?|sixteenths?"
+    r"|twentieths?|hundredths?|thousandths?)\b"
     r"(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+of\b)",
     re.IGNORECASE,
 )
 _SHARE_PARTS = {
     "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    **{str(digit): digit for digit in range(10)},
 }  # fmt: skip
 _DENOMINATORS = {
     "half": 2, "halves": 2, "halfs": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
-    "ninth": 9, "tenth": 10, "quarter": 4,
+    "ninth": 9, "tenth": 10, "twelfth": 12, "sixteenth": 16, "twentieth": 20, "hundredth": 100, "thousandth": 1000,
+    "quarter": 4,
 }  # fmt: skip
 _SCALE_WORD = re.compile(
     r"((?:[ \t]+(?:hundred|thousand|million|billion|trillion)\b(?![-’']))+)" + _ANSWER_END, re.IGNORECASE
@@ -302,7 +306,8 @@ def _with_shares(segment: str, number: Decimal, end: int) -> tuple[Decimal, int]
         return number + sign * Decimal(int(fraction.group(1))) / Decimal(int(fraction.group(2))), fraction.end()
     share = _AND_SHARE.match(segment, end)
     if share is not None:
-        parts, denominator = _SHARE_PARTS[share.group(1).lower()], _denominator(share.group(2))
+        written = share.group(1).lower()
+        parts, denominator = _SHARE_PARTS.get(written) or int(written), _denominator(share.group(2))
         if 0 < parts < denominator:
             return number + sign * Decimal(parts) / Decimal(denominator), share.end()
         return number, end
