@@ -70,7 +70,13 @@ from decimal import Decimal
 
 from curation.answers.markup import plain, unboxed
 from curation.answers.normalize import bounded, canonical_decimal, parse_number
-from curation.answers.number_words import leading_number_words
+from curation.answers.number_words import (
+    SHARE_DENOMINATORS,
+    SHARE_NUMERATORS,
+    SHARE_WORDS,
+    leading_number_words,
+    share_denominator,
+)
 from curation.answers.triggers import HINT_WORDS, last_trigger
 from curation.models.task import AnswerType
 
@@ -125,34 +131,21 @@ _SIGN_WORD = re.compile(r"[\s\"'“‘(\[:=]*(?:negative|minus)\s+", re.IGNORECA
 # "3 and 1/2 of them are red").
 _ANSWER_END = r"(?![\d/])(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+[A-Za-z]+[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$))"
 _AND_FRACTION = re.compile(r"[ \t]+and[ \t]+(\d+)/(\d+)" + _ANSWER_END)
-_SHARE_WORDS = (
-    r"halfs?|halves|quarters?|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?|twelfths?"
-    r"|sixteenths?|twentieths?|hundredths?|thousandths?"
-)
 # "2 and a half", "two and three quarters", "3 and one-half", "2-and-a-half": whatever follows
 # ("8 and a half years old"), the whole number alone is not what the text says.
 _AND_SHARE = re.compile(
-    rf"[ \t-]+and[ \t-]+(a|one|two|three|four|five|six|seven|eight|nine|\d+)[ \t-]+({_SHARE_WORDS})\b",
+    rf"[ \t-]+and[ \t-]+({'|'.join(SHARE_NUMERATORS)}|\d+)[ \t-]+({SHARE_WORDS})\b",
     re.IGNORECASE,
 )
 # A proper fraction in words: "one half", "two thirds", "3 fifths", the number agreeing with the
 # word, and the answer ending there or going on with "of" ("two thirds of the pizza"). Not
 # "5 tenth graders", "1 half gallon" (the word is part of a name), "6 halves" (a count of pieces),
 # nor "three quarters" (coins as often as a share): those stay the count they say.
+_FRACTION_NAMES = "|".join("half" if n == "half" else f"{n}s?" for n in SHARE_DENOMINATORS if n != "quarter")
 _SHARE = re.compile(
-    r"[ \t]+(half|thirds?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?|tenths?|twelfths?|sixteenths?"
-    r"|twentieths?|hundredths?|thousandths?)\b"
-    r"(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+of\b)",
+    rf"[ \t]+({_FRACTION_NAMES})\b(?=[ \t]*(?:\.(?!\d)|[!?,;:)\]]|\n|$)|[ \t]+of\b)",
     re.IGNORECASE,
 )
-_SHARE_PARTS = {
-    "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-}  # fmt: skip
-_DENOMINATORS = {
-    "half": 2, "halves": 2, "halfs": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
-    "ninth": 9, "tenth": 10, "twelfth": 12, "sixteenth": 16, "twentieth": 20, "hundredth": 100, "thousandth": 1000,
-    "quarter": 4,
-}  # fmt: skip
 _SCALE_WORD = re.compile(
     r"((?:[ \t]+(?:hundred|thousand|million|billion|trillion)\b(?![-’']))+)" + _ANSWER_END, re.IGNORECASE
 )  # "2 hundred thousand" is 200000
@@ -290,11 +283,6 @@ def _equation_result(text: str, first: re.Match[str]) -> str | None:
     return after[0][0] if after else None
 
 
-def _denominator(word: str) -> int:
-    word = word.lower()
-    return _DENOMINATORS.get(word) or _DENOMINATORS[word.removesuffix("s")]
-
-
 def _with_shares(segment: str, number: Decimal, end: int) -> tuple[Decimal, int]:
     """`number` (ending at `end`) with what follows it in words, and where those words end:
     "and 1/2", "and a half" add to its size; in "two thirds" it is the numerator."""
@@ -307,15 +295,15 @@ def _with_shares(segment: str, number: Decimal, end: int) -> tuple[Decimal, int]
     share = _AND_SHARE.match(segment, end)
     if share is not None:
         written = share.group(1).lower()
-        parts, denominator = _SHARE_PARTS.get(written) or int(written), _denominator(share.group(2))
+        parts, denominator = SHARE_NUMERATORS.get(written) or int(written), share_denominator(share.group(2))
         if 0 < parts < denominator:
             return number + sign * Decimal(parts) / Decimal(denominator), share.end()
         return number, end
     shares = _SHARE.match(segment, end)
     if shares is not None:
         singular = not shares.group(1).lower().endswith("s")
-        if (abs(number) == 1) == singular and 0 < abs(number) < _denominator(shares.group(1)):
-            return number / Decimal(_denominator(shares.group(1))), shares.end()
+        if (abs(number) == 1) == singular and 0 < abs(number) < share_denominator(shares.group(1)):
+            return number / Decimal(share_denominator(shares.group(1))), shares.end()
     return number, end
 
 

@@ -43,10 +43,28 @@ _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1
 _SIGNS = {"minus": -1, "negative": -1}
 
 _WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES], key=len, reverse=True))
+
+# Shares in words, which extract.py reads after a whole number ("two and a half", "3 fifths"):
+# each name and what it divides by; plurals add "s" (and "halves").
+SHARE_DENOMINATORS = {
+    "half": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "twelfth": 12, "sixteenth": 16, "twentieth": 20, "hundredth": 100, "thousandth": 1000,
+}  # fmt: skip
+SHARE_WORDS = "|".join(["halves", *(f"{name}s?" for name in SHARE_DENOMINATORS)])
+# How many shares, in "and a half", "and three quarters".
+SHARE_NUMERATORS = {"a": 1, **{word: value for word, value in _UNITS.items() if 1 <= value <= 9}}
+
+
+def share_denominator(word: str) -> int:
+    """What a share's name ("thirds", "half", "halves") divides by."""
+    word = word.lower()
+    return 2 if word == "halves" else SHARE_DENOMINATORS[word.removesuffix("s")]
+
+
 # A run of number words joined by spaces, hyphens or "and", opening the text (after spaces,
 # quotes, "$" or an opening bracket), optionally signed. "five and one half" is five, and then a
 # share (extract.py), not the run "five and one".
-_SHARE_AFTER_AND = r"(?!(?:one|two|three)\s+(?:halfs?|halves|quarters?|thirds?|fourths?)\b)"
+_SHARE_AFTER_AND = rf"(?!(?:{'|'.join(w for w in SHARE_NUMERATORS if w != 'a')})[\s-]+(?:{SHARE_WORDS})\b)"
 _LEADING = re.compile(
     rf"[\s\"'“‘(\[$:=]*(?P<phrase>(?:(?:minus|negative)\s+)?(?:{_WORD})"
     rf"(?:(?:\s+and\s+{_SHARE_AFTER_AND}|[\s-]+)(?:{_WORD}))*)\b",

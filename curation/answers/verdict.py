@@ -12,12 +12,14 @@ Two verifiers, versioned; a change to the rules is a new version, whose labels s
 Version 2 reads stage-2 triggers, Markdown and LaTeX, signs, fractions, lowercase and in-order
 option letters, true/false, and rounded golds, and scores letters against the options the
 teacher saw (docs/verification.md lists every rule). Version 3 also reads a whole number
-written in words right after a trigger or marker ("The answer is three."). Version 4 (this one)
+written in words right after a trigger or marker ("The answer is three."). Version 4
 reads, right after a trigger or marker, "negative 5", "1.5 million" and "3 and 1/2" (where
 the answer ends), an option letter in quotes opening the answer ('E'), a free-text answer after
 a colon or dash ("The answer is: ny") and "25% of 80 = 20" as an equation; anywhere, Unicode
-fractions ("3½"), «ny» as a quotation and "500" as the option "Rs. 500". Labels of
-earlier versions stay as they were.
+fractions ("3½"), «ny» as a quotation and "500" as the option "Rs. 500". Version 5 (this one)
+also reads shares in words there: "two and a half", "3 and three quarters", "one half", "two
+thirds of the pizza" ("5 tenth graders" and "6 halves" stay counts). Labels of earlier versions
+stay as they were.
 """
 
 from __future__ import annotations
