@@ -16,6 +16,13 @@ def quoted(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else f"{shortened(text, limit)!r} ({len(text):,} characters)"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message; for a SQLAlchemy error, of the driver's (its `orig`),
+    which says what the database said without the statement and parameters."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class CurationError(Exception):
     """Base class: the CLI prints these without a traceback."""
 

@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from curation.db.session import Database
-from curation.errors import CurationError
+from curation.errors import CurationError, first_line
 
 READER_ROLE = "curation_reader"
 """The role migration 0006 creates on PostgreSQL (when the migrating role may create roles):
@@ -75,10 +75,6 @@ class QueryResult:
     truncated: bool
 
 
-def _first_line(error: BaseException) -> str:
-    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-
-
 def _collect(columns: list[str], fetch_many: Any, fetch_all: Any, limit: int | None) -> QueryResult:
     if limit is None:
         return QueryResult(columns, [tuple(r) for r in fetch_all()], False)
@@ -107,7 +103,7 @@ def _run_postgresql(connection: Connection, statement: str, limit: int | None) -
         try:
             cursor.execute(statement.encode(), prepare=True)
         except psycopg.Error as error:
-            raise CurationError(f"query failed: {_first_line(error)}") from None
+            raise CurationError(f"query failed: {first_line(error)}") from None
         description: Sequence[Any] | None = cursor.description
         if description is None:
             return QueryResult([], [], False)
@@ -156,7 +152,7 @@ def _open_reading(engine: Engine, sql_url: str | None) -> tuple[Connection, Engi
             return _checked(own, "CURATION_SQL_URL"), own
         except OperationalError as error:
             own.dispose()
-            raise CurationError(f"cannot connect with CURATION_SQL_URL: {_first_line(error)}") from None
+            raise CurationError(f"cannot connect with CURATION_SQL_URL: {first_line(error)}") from None
         except BaseException:
             own.dispose()
             raise
@@ -174,7 +170,7 @@ def _open_reading(engine: Engine, sql_url: str | None) -> tuple[Connection, Engi
                 raise CurationError(
                     f"the SQL console will not run statements as the database URL's {reason}: a superuser's SQL "
                     "can run shell commands (COPY ... TO PROGRAM) whatever the transaction. It tried the read-only "
-                    f"role {READER_ROLE!r} instead, which failed: {_first_line(error)}. Set CURATION_SQL_URL to a "
+                    f"role {READER_ROLE!r} instead, which failed: {first_line(error)}. Set CURATION_SQL_URL to a "
                     f"role that can only read (docs/sql.md: give {READER_ROLE!r} a password, or create your own)"
                 ) from None
             # It cannot log in here (a server that asks for passwords): the application role answers.
@@ -271,7 +267,7 @@ def _run_sqlite(connection: Connection, statement: str, limit: int | None, timeo
                 raise CurationError(
                     f"query failed: cancelled after {timeout_s:g} s (CURATION_SQL_TIMEOUT_S)"
                 ) from None
-            raise CurationError(f"query failed: {_first_line(error)}") from None
+            raise CurationError(f"query failed: {first_line(error)}") from None
     finally:
         driver.set_progress_handler(None, 0)
         driver.set_authorizer(None)
@@ -297,7 +293,7 @@ def run_sql(
         try:
             return _run_sqlite(session.connection(), statement, limit, timeout_s)
         except DBAPIError as error:
-            raise CurationError(f"query failed: {_first_line(error)}") from None
+            raise CurationError(f"query failed: {first_line(error)}") from None
 
 
 def view_names(session: Session) -> list[str]:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from curation.errors import CurationError, NotFoundError
+from curation.errors import CurationError, NotFoundError, first_line
 from curation.models import Snapshot, SnapshotKind, SnapshotMember, SplitPurpose
 from curation.snapshots import hashing
 from curation.snapshots.contamination import ContaminationReport, EvaluationIndex, ngrams, problem_name
@@ -177,12 +177,8 @@ def _grouped(result: Any) -> Iterator[list[_Candidate]]:
         yield group
 
 
-def _first_line(error: DBAPIError) -> str:
-    return str(error.orig).splitlines()[0] if error.orig else str(error)
-
-
 def _where_failed(spec: SnapshotSpec, error: DBAPIError) -> CurationError:
-    return CurationError(f"the spec's where clause ({spec.where!r}) does not run: {_first_line(error)}")
+    return CurationError(f"the spec's where clause ({spec.where!r}) does not run: {first_line(error)}")
 
 
 def _candidates(
@@ -209,7 +205,7 @@ def _candidates(
             except DBAPIError as error:  # SET TRANSACTION SNAPSHOT on a replica, or on another database
                 raise CurationError(
                     "the spec's where clause runs in a read-only session on the create's snapshot, which "
-                    f"could not be opened: {_first_line(error)} (CURATION_SQL_URL must reach the same primary "
+                    f"could not be opened: {first_line(error)} (CURATION_SQL_URL must reach the same primary "
                     "database)"
                 ) from None
         try:
